@@ -1,0 +1,109 @@
+//! Deterministic content: every answer is a pure function of the request, so tests can check
+//! what came back end to end.
+
+use serde_json::Value;
+
+const FILLER: &[&str] = &[
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima",
+    "mike", "november", "oscar", "papa",
+];
+
+/// Text of a message `content`: a string, or an array of `{type:"text", text}` parts.
+pub fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+/// The last user message of a chat request (or the prompt of a completion).
+pub fn last_user_text(body: &Value) -> String {
+    if let Some(messages) = body.get("messages").and_then(Value::as_array) {
+        return messages
+            .iter()
+            .rev()
+            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+            .and_then(|m| m.get("content"))
+            .map(content_text)
+            .unwrap_or_default();
+    }
+    match body.get("prompt") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "),
+        _ => String::new(),
+    }
+}
+
+/// Rough token count of everything the model would read: words plus per-message overhead.
+pub fn prompt_tokens(body: &Value) -> u64 {
+    let words = |s: &str| s.split_whitespace().count() as u64;
+    if let Some(messages) = body.get("messages").and_then(Value::as_array) {
+        return messages.iter().map(|m| 3 + m.get("content").map_or(0, |c| words(&content_text(c)))).sum::<u64>() + 3;
+    }
+    words(&last_user_text(body)).max(1)
+}
+
+/// `n` tokens: "mock answer to:" then the prompt's words, then filler chosen by the prompt's hash.
+/// Every token after the first carries its leading space, as real tokenizers do.
+pub fn answer_tokens(prompt: &str, n: usize) -> Vec<String> {
+    let mut words: Vec<&str> = vec!["mock", "answer", "to:"];
+    words.extend(prompt.split_whitespace());
+    let mut seed = fnv(prompt.as_bytes());
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let word = match words.get(i) {
+            Some(w) => w,
+            None => {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                FILLER[(seed >> 33) as usize % FILLER.len()]
+            }
+        };
+        out.push(if i == 0 { word.to_string() } else { format!(" {word}") });
+    }
+    out
+}
+
+/// A deterministic unit-length embedding of `dims` floats.
+pub fn embedding(text: &str, dims: usize) -> Vec<f32> {
+    let mut seed = fnv(text.as_bytes());
+    let mut v: Vec<f32> = (0..dims)
+        .map(|_| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::EPSILON);
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_deterministic_and_sized() {
+        let a = answer_tokens("hello world", 8);
+        assert_eq!(a.len(), 8);
+        assert_eq!(a.concat().split(' ').take(5).collect::<Vec<_>>(), ["mock", "answer", "to:", "hello", "world"]);
+        assert_eq!(a, answer_tokens("hello world", 8));
+        assert_ne!(answer_tokens("a", 8), answer_tokens("b", 8));
+    }
+
+    #[test]
+    fn embeddings_are_unit_length() {
+        let e = embedding("x", 16);
+        let n: f32 = e.iter().map(|x| x * x).sum();
+        assert!((n - 1.0).abs() < 1e-4);
+        assert_eq!(e, embedding("x", 16));
+    }
+}

@@ -1,0 +1,81 @@
+//! `mock-provider`: a realistic OpenAI-compatible upstream for tests and load tests.
+//!
+//! Speaks Chat Completions, Completions, Embeddings and Models (JSON and SSE, with `usage` and
+//! the final usage chunk when `stream_options.include_usage` is set). Answers are deterministic
+//! functions of the prompt. Latency, streaming speed, answer length, error statuses and
+//! mid-stream disconnects are set by flags, or per request by `x-mock-*` headers.
+//!
+//! `cargo run --release --bin mock-provider -- --listen 127.0.0.1:9001`
+
+mod answer;
+mod openai;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clap::Parser;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Behaviour knobs. Each flag has an `x-mock-<flag>` request header that overrides it.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "mock-provider", version, about = "OpenAI-compatible mock upstream for Switchyard tests")]
+pub struct Knobs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    pub listen: SocketAddr,
+    /// Delay before the response head, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Streaming speed; 0 sends every token at once.
+    #[arg(long, default_value_t = 0)]
+    pub tokens_per_sec: u64,
+    /// Tokens in each answer.
+    #[arg(long, default_value_t = 16)]
+    pub answer_tokens: usize,
+    /// Answer every request with this status (429, 500, 503...) and an OpenAI error body.
+    #[arg(long)]
+    pub fail_status: Option<u16>,
+    /// `Retry-After` seconds sent with a 429.
+    #[arg(long, default_value_t = 1)]
+    pub retry_after: u64,
+    /// Drop the connection after this many SSE chunks (no terminating chunk, no [DONE]).
+    #[arg(long)]
+    pub cut_after_chunks: Option<usize>,
+    /// Reject requests whose `Authorization` is not `Bearer <KEY>` with a 401.
+    #[arg(long)]
+    pub require_key: Option<String>,
+    /// Worker threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+fn main() -> std::io::Result<()> {
+    let knobs = Knobs::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(knobs.threads.max(1)).enable_all().build()?;
+    runtime.block_on(serve(knobs))
+}
+
+async fn serve(knobs: Knobs) -> std::io::Result<()> {
+    let listener = TcpListener::bind(knobs.listen).await?;
+    eprintln!("mock-provider listening on {}", listener.local_addr()?);
+    let state = Arc::new(openai::State::new(knobs));
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(openai::handle(state, req).await) }
+            });
+            let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}

@@ -1,0 +1,310 @@
+//! OpenAI wire format: JSON answers, SSE streams, errors, plus `/mock/*` introspection.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::{Method, Request, Response};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::answer;
+use super::Knobs;
+
+pub type MockBody = BoxBody<Bytes, io::Error>;
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    streams_started: AtomicU64,
+    streams_completed: AtomicU64,
+    /// Streams whose client went away before the end (the gateway cancelled upstream).
+    streams_cancelled: AtomicU64,
+    streams_cut: AtomicU64,
+}
+
+pub struct State {
+    knobs: Knobs,
+    counters: Counters,
+    /// What the last proxied request looked like, for tests: path, headers of note, body.
+    last: Mutex<Value>,
+    next_id: AtomicU64,
+}
+
+impl State {
+    pub fn new(knobs: Knobs) -> Self {
+        State { knobs, counters: Counters::default(), last: Mutex::new(Value::Null), next_id: AtomicU64::new(1) }
+    }
+}
+
+/// Per-request knobs: flags, overridden by `x-mock-*` headers.
+struct Behaviour {
+    latency_ms: u64,
+    tokens_per_sec: u64,
+    answer_tokens: usize,
+    fail_status: Option<u16>,
+    retry_after: u64,
+    cut_after_chunks: Option<usize>,
+}
+
+fn behaviour(k: &Knobs, req: &Request<Incoming>) -> Behaviour {
+    fn header<T: std::str::FromStr>(req: &Request<Incoming>, name: &str) -> Option<T> {
+        req.headers().get(name)?.to_str().ok()?.trim().parse().ok()
+    }
+    Behaviour {
+        latency_ms: header(req, "x-mock-latency-ms").unwrap_or(k.latency_ms),
+        tokens_per_sec: header(req, "x-mock-tokens-per-sec").unwrap_or(k.tokens_per_sec),
+        answer_tokens: header(req, "x-mock-answer-tokens").unwrap_or(k.answer_tokens),
+        fail_status: header(req, "x-mock-fail-status").or(k.fail_status),
+        retry_after: header(req, "x-mock-retry-after").unwrap_or(k.retry_after),
+        cut_after_chunks: header(req, "x-mock-cut-after-chunks").or(k.cut_after_chunks),
+    }
+}
+
+fn full(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<MockBody> {
+    let body: Bytes = body.into();
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("x-request-id", "mock-req-id")
+        .body(Full::new(body).map_err(|never| match never {}).boxed())
+        .expect("static response parts")
+}
+
+fn error(status: u16, message: &str, kind: &str, code: &str) -> Response<MockBody> {
+    let body = json!({ "error": { "message": message, "type": kind, "param": null, "code": code } });
+    full(status, "application/json", body.to_string())
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    match (&method, path.as_str()) {
+        (&Method::GET, "/mock/stats") => {
+            let c = &state.counters;
+            let body = json!({
+                "requests": c.requests.load(Ordering::Relaxed),
+                "streams_started": c.streams_started.load(Ordering::Relaxed),
+                "streams_completed": c.streams_completed.load(Ordering::Relaxed),
+                "streams_cancelled": c.streams_cancelled.load(Ordering::Relaxed),
+                "streams_cut": c.streams_cut.load(Ordering::Relaxed),
+            });
+            return full(200, "application/json", body.to_string());
+        }
+        (&Method::GET, "/mock/last") => {
+            let last = state.last.lock().map(|l| l.clone()).unwrap_or(Value::Null);
+            return full(200, "application/json", last.to_string());
+        }
+        (&Method::GET, "/healthz") => return full(200, "application/json", "{\"status\":\"ok\"}"),
+        _ => {}
+    }
+    state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let b = behaviour(&state.knobs, &req);
+    if let Some(key) = &state.knobs.require_key {
+        let ok = req.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {key}"));
+        if !ok {
+            return error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key");
+        }
+    }
+    let seen_auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let seen_host = req.headers().get("host").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let seen_request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let query = req.uri().query().map(str::to_string);
+    let body_bytes = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error(400, "could not read body", "invalid_request_error", "bad_body"),
+    };
+    let body: Value = if method == Method::POST {
+        match serde_json::from_slice(&body_bytes) {
+            Ok(v) => v,
+            Err(e) => return error(400, &format!("invalid JSON: {e}"), "invalid_request_error", "invalid_json"),
+        }
+    } else {
+        Value::Null
+    };
+    if let Ok(mut last) = state.last.lock() {
+        *last = json!({
+            "path": path, "query": query, "authorization": seen_auth, "host": seen_host,
+            "x_request_id": seen_request_id, "body_len": body_bytes.len(),
+            "model": body.get("model"), "stream": body.get("stream"),
+        });
+    }
+    if b.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(b.latency_ms)).await;
+    }
+    if let Some(status) = b.fail_status {
+        return fail(status, b.retry_after);
+    }
+    match (&method, path.trim_start_matches("/v1")) {
+        (&Method::POST, "/chat/completions") => completion(&state, &body, &b, true),
+        (&Method::POST, "/completions") => completion(&state, &body, &b, false),
+        (&Method::POST, "/embeddings") => embeddings(&body),
+        (&Method::GET, "/models") => {
+            let data: Vec<Value> = ["mock-1", "mock-2"]
+                .iter()
+                .map(|id| json!({ "id": id, "object": "model", "created": 0, "owned_by": "mock" }))
+                .collect();
+            full(200, "application/json", json!({ "object": "list", "data": data }).to_string())
+        }
+        _ => error(404, &format!("Unknown path {path}"), "invalid_request_error", "unknown_url"),
+    }
+}
+
+fn fail(status: u16, retry_after: u64) -> Response<MockBody> {
+    let mut resp = match status {
+        429 => error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded"),
+        500 => error(500, "The server had an error while processing your request.", "server_error", "server_error"),
+        503 => error(503, "The engine is currently overloaded, please try again later.", "server_error", "overloaded"),
+        400 => error(400, "Invalid request (mock).", "invalid_request_error", "invalid_request"),
+        s => error(s, &format!("Mock failure with status {s}"), "server_error", "mock_failure"),
+    };
+    if status == 429 {
+        resp.headers_mut().insert("retry-after", retry_after.into());
+    }
+    resp
+}
+
+fn completion(state: &Arc<State>, body: &Value, b: &Behaviour, chat: bool) -> Response<MockBody> {
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("mock-1").to_string();
+    let prompt = answer::last_user_text(body);
+    let tokens = answer::answer_tokens(&prompt, b.answer_tokens);
+    let prompt_tokens = answer::prompt_tokens(body);
+    let usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": tokens.len(),
+        "total_tokens": prompt_tokens + tokens.len() as u64,
+    });
+    let n = state.next_id.fetch_add(1, Ordering::Relaxed);
+    let id = if chat { format!("chatcmpl-mock-{n}") } else { format!("cmpl-mock-{n}") };
+    let created = now_secs();
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    if !stream {
+        let text = tokens.concat();
+        let out = if chat {
+            json!({
+                "id": id, "object": "chat.completion", "created": created, "model": model,
+                "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "logprobs": null, "finish_reason": "stop" }],
+                "usage": usage,
+            })
+        } else {
+            json!({
+                "id": id, "object": "text_completion", "created": created, "model": model,
+                "choices": [{ "index": 0, "text": text, "logprobs": null, "finish_reason": "stop" }],
+                "usage": usage,
+            })
+        };
+        return full(200, "application/json", out.to_string());
+    }
+
+    let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+    let chunk = |choice: Value| {
+        let mut c = if chat {
+            json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [choice] })
+        } else {
+            json!({ "id": id, "object": "text_completion", "created": created, "model": model, "choices": [choice] })
+        };
+        if include_usage {
+            c["usage"] = Value::Null;
+        }
+        Bytes::from(format!("data: {c}\n\n"))
+    };
+    let mut events = Vec::with_capacity(tokens.len() + 4);
+    if chat {
+        events.push(chunk(json!({ "index": 0, "delta": { "role": "assistant", "content": "" }, "logprobs": null, "finish_reason": null })));
+    }
+    for t in &tokens {
+        events.push(if chat {
+            chunk(json!({ "index": 0, "delta": { "content": t }, "logprobs": null, "finish_reason": null }))
+        } else {
+            chunk(json!({ "index": 0, "text": t, "logprobs": null, "finish_reason": null }))
+        });
+    }
+    events.push(if chat {
+        chunk(json!({ "index": 0, "delta": {}, "logprobs": null, "finish_reason": "stop" }))
+    } else {
+        chunk(json!({ "index": 0, "text": "", "logprobs": null, "finish_reason": "stop" }))
+    });
+    if include_usage {
+        let obj = if chat { "chat.completion.chunk" } else { "text_completion" };
+        let c = json!({ "id": id, "object": obj, "created": created, "model": model, "choices": [], "usage": usage });
+        events.push(Bytes::from(format!("data: {c}\n\n")));
+    }
+    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    stream_events(state, events, b)
+}
+
+fn stream_events(state: &Arc<State>, events: Vec<Bytes>, b: &Behaviour) -> Response<MockBody> {
+    state.counters.streams_started.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
+    let gap = (b.tokens_per_sec > 0).then(|| Duration::from_secs_f64(1.0 / b.tokens_per_sec as f64));
+    let cut = b.cut_after_chunks;
+    let state = state.clone();
+    tokio::spawn(async move {
+        for (i, event) in events.into_iter().enumerate() {
+            if cut == Some(i) {
+                state.counters.streams_cut.fetch_add(1, Ordering::Relaxed);
+                let _ = tx.send(Err(io::Error::new(io::ErrorKind::ConnectionAborted, "mock cut"))).await;
+                return;
+            }
+            if i > 0 {
+                if let Some(gap) = gap {
+                    tokio::time::sleep(gap).await;
+                }
+            }
+            if tx.send(Ok(event)).await.is_err() {
+                state.counters.streams_cancelled.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        state.counters.streams_completed.fetch_add(1, Ordering::Relaxed);
+    });
+    Response::builder()
+        .status(200)
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .header("x-request-id", "mock-req-id")
+        .body(ChannelBody { rx }.boxed())
+        .expect("static response parts")
+}
+
+/// A response body fed by the streaming task; an `Err` frame makes hyper drop the connection.
+struct ChannelBody {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data)))
+    }
+}
+
+fn embeddings(body: &Value) -> Response<MockBody> {
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("mock-embed");
+    let dims = body.get("dimensions").and_then(Value::as_u64).unwrap_or(8).clamp(1, 4096) as usize;
+    let inputs: Vec<String> = match body.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect(),
+        _ => return error(400, "'input' must be a string or an array", "invalid_request_error", "invalid_input"),
+    };
+    let tokens: usize = inputs.iter().map(|s| s.split_whitespace().count().max(1)).sum();
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| json!({ "object": "embedding", "index": i, "embedding": answer::embedding(s, dims) }))
+        .collect();
+    let out = json!({ "object": "list", "data": data, "model": model, "usage": { "prompt_tokens": tokens, "total_tokens": tokens } });
+    full(200, "application/json", out.to_string())
+}

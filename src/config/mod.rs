@@ -1,0 +1,392 @@
+//! Configuration: the YAML schema (`raw`), `${ENV}` interpolation, validation into [`Config`],
+//! and hot reload (`live`, `watch`). Every error surfaces at load or reload, never per request.
+
+mod interpolate;
+pub mod live;
+pub mod raw;
+pub mod watch;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+pub use interpolate::interpolate;
+use raw::{RawConfig, RawTimeouts};
+
+/// A configuration error, with the line it was found on where that is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub message: String,
+    pub line: Option<usize>,
+}
+
+impl ConfigError {
+    pub fn at(line: usize, message: impl Into<String>) -> Self {
+        ConfigError { message: message.into(), line: Some(line) }
+    }
+    pub fn new(message: impl Into<String>) -> Self {
+        ConfigError { message: message.into(), line: None }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The validated configuration, defaults resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: raw::RawServer,
+    pub providers: BTreeMap<String, ProviderConfig>,
+    pub models: BTreeMap<String, ModelConfig>,
+    /// The parsed file, kept to show (redacted) in `GET /admin/config`.
+    pub raw: RawConfig,
+    /// Non-fatal problems (skipped providers...), logged at load.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Any OpenAI-compatible server: OpenAI, vLLM, Ollama, Groq, Together, LM Studio...
+    OpenAi,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: BaseUrl,
+    pub api_key: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub timeouts: Timeouts,
+    /// Why this provider cannot be used (e.g. its key resolved empty); `None` when usable.
+    pub disabled: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub idle: Duration,
+    pub total: Duration,
+}
+
+impl From<RawTimeouts> for Timeouts {
+    fn from(t: RawTimeouts) -> Self {
+        Timeouts {
+            connect: Duration::from_millis(t.connect_ms),
+            first_byte: Duration::from_millis(t.first_byte_ms),
+            idle: Duration::from_millis(t.idle_ms),
+            total: Duration::from_millis(t.total_ms),
+        }
+    }
+}
+
+/// A provider base URL split into what the proxy needs: scheme, host, port and path prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path the endpoint paths are appended to, without trailing slash (`/v1`, `/openai/v1`, ``).
+    pub path: String,
+}
+
+impl BaseUrl {
+    pub fn parse(url: &str) -> Result<BaseUrl, String> {
+        let uri: http::Uri = url.parse().map_err(|e| format!("invalid base_url `{url}`: {e}"))?;
+        let tls = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(format!("base_url `{url}` must start with http:// or https://")),
+        };
+        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| format!("base_url `{url}` has no host"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        if uri.query().is_some() {
+            return Err(format!("base_url `{url}` must not have a query string"));
+        }
+        let path = uri.path().trim_end_matches('/').to_string();
+        Ok(BaseUrl { tls, host, port, path })
+    }
+
+    /// The `Host` header value: the port only when it is not the scheme's default.
+    pub fn host_header(&self) -> String {
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        match (self.tls, self.port) {
+            (true, 443) | (false, 80) => host,
+            (_, port) => format!("{host}:{port}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub name: String,
+    pub targets: Vec<TargetConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub provider: String,
+    pub model: String,
+    pub weight: u32,
+}
+
+impl Config {
+    /// Reads, interpolates and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(format!("cannot read {}: {e}", path.display())))?;
+        Config::parse(&text, |name| std::env::var(name).ok())
+    }
+
+    /// Parses config text; `env` resolves `${VAR}`.
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let expanded = interpolate(text, env)?;
+        let raw: RawConfig = serde_norway::from_str(&expanded).map_err(|e| {
+            let line = e.location().map(|l| l.line());
+            ConfigError { message: e.to_string(), line }
+        })?;
+        validate(raw, text)
+    }
+}
+
+fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
+    let s = &raw.server;
+    for (key, addr) in [("server.listen", &s.listen), ("server.admin_listen", &s.admin_listen)] {
+        addr.parse::<std::net::SocketAddr>().map_err(|_| {
+            ConfigError { message: format!("{key} `{addr}` is not an IP:port address"), line: find_line(text, &[addr]) }
+        })?;
+    }
+    if s.threads == 0 {
+        return Err(ConfigError { message: "server.threads must be at least 1".into(), line: find_line(text, &["threads"]) });
+    }
+    if s.max_body_bytes == 0 {
+        return Err(ConfigError {
+            message: "server.max_body_bytes must be at least 1".into(),
+            line: find_line(text, &["max_body_bytes"]),
+        });
+    }
+
+    let hints = key_hints(text);
+    let mut warnings = Vec::new();
+    let mut providers = BTreeMap::new();
+    for (name, p) in &raw.providers {
+        let line = || find_line(text, &["providers:", &format!("{name}:")]);
+        let kind = match p.kind.as_str() {
+            "openai" => ProviderKind::OpenAi,
+            other => {
+                return Err(ConfigError {
+                    message: format!("provider `{name}`: unknown kind `{other}` (supported: openai)"),
+                    line: line(),
+                })
+            }
+        };
+        let base_url =
+            BaseUrl::parse(&p.base_url).map_err(|m| ConfigError { message: format!("provider `{name}`: {m}"), line: line() })?;
+        let timeouts = Timeouts::from(p.timeouts);
+        if timeouts.connect.is_zero() || timeouts.first_byte.is_zero() || timeouts.total.is_zero() {
+            return Err(ConfigError { message: format!("provider `{name}`: timeouts must be greater than 0"), line: line() });
+        }
+        let disabled = match p.api_key.as_deref() {
+            Some("") => {
+                let vars = hints.get(name.as_str()).cloned().unwrap_or_default();
+                let reason = if vars.is_empty() {
+                    format!("provider `{name}` has an empty api_key")
+                } else {
+                    format!("provider `{name}` has no API key: set {}", vars.join(" or "))
+                };
+                warnings.push(format!("{reason}; skipping it"));
+                Some(reason)
+            }
+            _ => None,
+        };
+        providers.insert(
+            name.clone(),
+            ProviderConfig {
+                name: name.clone(),
+                kind,
+                base_url,
+                api_key: p.api_key.clone().filter(|k| !k.is_empty()),
+                headers: p.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                timeouts,
+                disabled,
+            },
+        );
+    }
+
+    let mut models = BTreeMap::new();
+    for (name, m) in &raw.models {
+        let line = |extra: &str| find_line(text, &["models:", &format!("{name}:"), extra]);
+        if m.targets.is_empty() {
+            return Err(ConfigError { message: format!("model `{name}` has no targets"), line: line("targets") });
+        }
+        let mut targets = Vec::with_capacity(m.targets.len());
+        for t in &m.targets {
+            if !providers.contains_key(&t.provider) {
+                let known: Vec<&str> = providers.keys().map(String::as_str).collect();
+                return Err(ConfigError {
+                    message: format!(
+                        "model `{name}` names undefined provider `{}` (defined providers: {})",
+                        t.provider,
+                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    ),
+                    line: line(&t.provider),
+                });
+            }
+            if t.weight == 0 {
+                return Err(ConfigError {
+                    message: format!("model `{name}`: target `{}` has weight 0 (must be at least 1)", t.provider),
+                    line: line(&t.provider),
+                });
+            }
+            if t.model.is_empty() {
+                return Err(ConfigError { message: format!("model `{name}`: a target has an empty model"), line: line(&t.provider) });
+            }
+            targets.push(TargetConfig { provider: t.provider.clone(), model: t.model.clone(), weight: t.weight });
+        }
+        models.insert(name.clone(), ModelConfig { name: name.clone(), targets });
+    }
+
+    Ok(Config { server: raw.server.clone(), providers, models, raw, warnings })
+}
+
+/// Best-effort line of a semantic error: the first line containing the last anchor that follows
+/// lines containing each earlier anchor, in order.
+fn find_line(text: &str, anchors: &[&str]) -> Option<usize> {
+    let mut want = anchors.iter().peekable();
+    let mut found = None;
+    for (idx, line) in text.lines().enumerate() {
+        let code = line.split(" #").next().unwrap_or(line);
+        if code.trim_start().starts_with('#') {
+            continue;
+        }
+        if let Some(anchor) = want.peek() {
+            if code.contains(*anchor) {
+                found = Some(idx + 1);
+                want.next();
+            }
+        } else {
+            break;
+        }
+    }
+    if want.peek().is_none() {
+        found
+    } else {
+        None
+    }
+}
+
+/// Provider name -> environment variables its `api_key` mentions, read from the text before
+/// interpolation, so a "set OPENAI_API_KEY" hint can name the right variable.
+fn key_hints(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut hints = BTreeMap::new();
+    let Ok(value) = serde_norway::from_str::<serde_norway::Value>(text) else { return hints };
+    if let Some(providers) = value.get("providers").and_then(|p| p.as_mapping()) {
+        for (name, p) in providers {
+            if let (Some(name), Some(key)) = (name.as_str(), p.get("api_key").and_then(|k| k.as_str())) {
+                hints.insert(name.to_string(), interpolate::variable_names(key));
+            }
+        }
+    }
+    hints
+}
+
+/// A copy of the raw config with every secret replaced, for `GET /admin/config`.
+pub fn redacted(raw: &RawConfig) -> serde_json::Value {
+    let mut copy = raw.clone();
+    for p in copy.providers.values_mut() {
+        if let Some(k) = p.api_key.as_mut() {
+            if !k.is_empty() {
+                *k = "[redacted]".into();
+            }
+        }
+        for (name, v) in p.headers.iter_mut() {
+            let n = name.to_ascii_lowercase();
+            if n.contains("auth") || n.contains("key") || n.contains("token") || n.contains("secret") {
+                *v = "[redacted]".into();
+            }
+        }
+    }
+    serde_json::to_value(copy).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+server: { listen: "127.0.0.1:8080", admin_listen: "127.0.0.1:9090", threads: 2 }
+providers:
+  openai: { kind: openai, base_url: "https://api.openai.com/v1/", api_key: "${OPENAI_API_KEY:-}" }
+  local:  { kind: openai, base_url: "http://127.0.0.1:11434/v1" }
+models:
+  gpt-4o-mini:
+    targets:
+      - { provider: openai, model: gpt-4o-mini, weight: 3 }
+      - { provider: local, model: "llama3.1:8b" }
+"#;
+
+    #[test]
+    fn parses_sample_and_skips_keyless_provider() {
+        let cfg = Config::parse(SAMPLE, |_| None).unwrap();
+        let openai = &cfg.providers["openai"];
+        assert_eq!(openai.base_url, BaseUrl { tls: true, host: "api.openai.com".into(), port: 443, path: "/v1".into() });
+        assert!(openai.disabled.as_deref().unwrap().contains("OPENAI_API_KEY"));
+        assert!(cfg.providers["local"].disabled.is_none());
+        assert_eq!(cfg.models["gpt-4o-mini"].targets[1].weight, 1);
+        assert_eq!(cfg.warnings.len(), 1);
+    }
+
+    #[test]
+    fn key_from_env_enables_provider() {
+        let cfg = Config::parse(SAMPLE, |n| (n == "OPENAI_API_KEY").then(|| "sk-x".into())).unwrap();
+        assert!(cfg.providers["openai"].disabled.is_none());
+        assert_eq!(cfg.providers["openai"].api_key.as_deref(), Some("sk-x"));
+    }
+
+    #[test]
+    fn syntax_and_type_errors_carry_line_numbers() {
+        let err = Config::parse("server:\n  threads: many\n", |_| None).unwrap_err();
+        assert_eq!(err.line, Some(2), "{err}");
+        let err = Config::parse("models:\n  a:\n    targets: [\n", |_| None).unwrap_err();
+        assert!(err.line.is_some(), "{err}");
+        let err = Config::parse("server:\n  listne: x\n", |_| None).unwrap_err();
+        assert_eq!(err.line, Some(2), "{err}");
+    }
+
+    #[test]
+    fn undefined_provider_names_model_and_provider() {
+        let text = "providers: {}\nmodels:\n  m1:\n    targets:\n      - { provider: ghost, model: x }\n";
+        let err = Config::parse(text, |_| None).unwrap_err();
+        assert!(err.message.contains("`m1`") && err.message.contains("`ghost`"), "{err}");
+        assert_eq!(err.line, Some(5));
+    }
+
+    #[test]
+    fn base_url_forms() {
+        let b = BaseUrl::parse("https://api.groq.com/openai/v1").unwrap();
+        assert_eq!((b.path.as_str(), b.port, b.host_header().as_str()), ("/openai/v1", 443, "api.groq.com"));
+        let b = BaseUrl::parse("http://127.0.0.1:11434/v1/").unwrap();
+        assert_eq!((b.path.as_str(), b.host_header().as_str()), ("/v1", "127.0.0.1:11434"));
+        assert!(BaseUrl::parse("ftp://x").is_err());
+        assert!(BaseUrl::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn redaction_hides_keys() {
+        let cfg = Config::parse(SAMPLE, |_| Some("sk-secret".into())).unwrap();
+        let v = redacted(&cfg.raw).to_string();
+        assert!(!v.contains("sk-secret"), "{v}");
+        assert!(v.contains("[redacted]"));
+    }
+}

@@ -1,0 +1,88 @@
+//! Hot reload triggers: file changes (notify, watching the directory so write-to-temp + rename,
+//! `sed -i` and Kubernetes ConfigMap symlink swaps are all seen) and SIGHUP. Runs as a Pingora
+//! background service; every reload happens on a blocking thread, off the request path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use log::{error, info, warn};
+use notify::{RecursiveMode, Watcher};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::sync::mpsc;
+
+use super::live::Live;
+
+/// Changes closer together than this are one edit (editors write in several steps).
+const DEBOUNCE: Duration = Duration::from_millis(150);
+
+pub struct ConfigWatcher {
+    live: Arc<Live>,
+}
+
+impl ConfigWatcher {
+    pub fn new(live: Arc<Live>) -> Self {
+        ConfigWatcher { live }
+    }
+}
+
+/// Reloads on a blocking thread and logs the outcome (errors are logged and counted by `Live`).
+pub async fn reload_off_thread(live: Arc<Live>) -> Result<u64, super::ConfigError> {
+    tokio::task::spawn_blocking(move || live.reload())
+        .await
+        .unwrap_or_else(|e| Err(super::ConfigError::new(format!("reload task failed: {e}"))))
+}
+
+#[async_trait]
+impl BackgroundService for ConfigWatcher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let path = self.live.path().to_path_buf();
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf();
+        let (tx, mut rx) = mpsc::channel::<()>(16);
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res {
+                if !ev.kind.is_access() {
+                    // A full channel already holds a pending reload; dropping is fine.
+                    let _ = tx.try_send(());
+                }
+            }
+        });
+        let _watcher = match watcher.and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|_| w)) {
+            Ok(w) => {
+                info!("watching {} for config changes", dir.display());
+                Some(w)
+            }
+            Err(e) => {
+                warn!("cannot watch {}: {e}; hot reload only via SIGHUP or POST /admin/reload", dir.display());
+                None
+            }
+        };
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut last_seen = std::fs::read(&path).ok();
+
+        loop {
+            let by_signal = tokio::select! {
+                _ = shutdown.changed() => return,
+                Some(()) = rx.recv() => false,
+                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+            };
+            if !by_signal {
+                tokio::time::sleep(DEBOUNCE).await;
+                while rx.try_recv().is_ok() {}
+                // Directory events also fire for unrelated files; reload only when our file changed.
+                let now = std::fs::read(&path).ok();
+                if now.is_none() || now == last_seen {
+                    continue;
+                }
+                last_seen = now;
+            } else {
+                info!("SIGHUP: reloading {}", path.display());
+                last_seen = std::fs::read(&path).ok();
+            }
+            if let Err(e) = reload_off_thread(self.live.clone()).await {
+                error!("config change not applied: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! One error type for everything the gateway itself answers, mapped to an HTTP status and an
+//! OpenAI-shaped JSON body in exactly one place (`status` / `to_json`).
+
+use bytes::Bytes;
+
+/// Why the gateway answered instead of (or after) the upstream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{message}")]
+    BadRequest { message: String, code: &'static str, param: Option<&'static str> },
+    #[error("The model `{model}` does not exist. Known models: {known}")]
+    ModelNotFound { model: String, known: String },
+    #[error("Unknown path `{0}`. Switchyard serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models")]
+    PathNotFound(String),
+    #[error("Method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("Request body exceeds the limit of {limit} bytes (server.max_body_bytes)")]
+    BodyTooLarge { limit: usize },
+    #[error("{0}")]
+    NoUsableTarget(String),
+    #[error("Upstream provider `{provider}` is unreachable: {detail}")]
+    UpstreamUnreachable { provider: String, detail: String },
+    #[error("Upstream provider `{provider}` timed out: {detail}")]
+    UpstreamTimeout { provider: String, detail: String },
+    #[error("Internal gateway error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    pub fn bad_request(message: impl Into<String>, code: &'static str) -> Self {
+        GatewayError::BadRequest { message: message.into(), code, param: None }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            GatewayError::BadRequest { .. } => 400,
+            GatewayError::ModelNotFound { .. } | GatewayError::PathNotFound(_) => 404,
+            GatewayError::MethodNotAllowed { .. } => 405,
+            GatewayError::BodyTooLarge { .. } => 413,
+            GatewayError::NoUsableTarget(_) => 503,
+            GatewayError::UpstreamUnreachable { .. } => 502,
+            GatewayError::UpstreamTimeout { .. } => 504,
+            GatewayError::Internal(_) => 500,
+        }
+    }
+
+    /// OpenAI's `error.type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GatewayError::BadRequest { .. }
+            | GatewayError::ModelNotFound { .. }
+            | GatewayError::PathNotFound(_)
+            | GatewayError::MethodNotAllowed { .. }
+            | GatewayError::BodyTooLarge { .. } => "invalid_request_error",
+            GatewayError::NoUsableTarget(_)
+            | GatewayError::UpstreamUnreachable { .. }
+            | GatewayError::UpstreamTimeout { .. } => "upstream_error",
+            GatewayError::Internal(_) => "server_error",
+        }
+    }
+
+    /// OpenAI's `error.code`: stable, machine-readable.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::BadRequest { code, .. } => code,
+            GatewayError::ModelNotFound { .. } => "model_not_found",
+            GatewayError::PathNotFound(_) => "unknown_url",
+            GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
+            GatewayError::BodyTooLarge { .. } => "request_too_large",
+            GatewayError::NoUsableTarget(_) => "no_usable_target",
+            GatewayError::UpstreamUnreachable { .. } => "upstream_unreachable",
+            GatewayError::UpstreamTimeout { .. } => "upstream_timeout",
+            GatewayError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn param(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::BadRequest { param, .. } => *param,
+            GatewayError::ModelNotFound { .. } => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// `{"error":{"message","type","param","code"}}` — the shape every OpenAI SDK parses.
+    pub fn to_json(&self) -> Bytes {
+        let body = serde_json::json!({
+            "error": {
+                "message": self.to_string(),
+                "type": self.kind(),
+                "param": self.param(),
+                "code": self.code(),
+            }
+        });
+        Bytes::from(body.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape_is_openai_compatible() {
+        let e = GatewayError::ModelNotFound { model: "gpt-9".into(), known: "demo".into() };
+        let v: serde_json::Value = serde_json::from_slice(&e.to_json()).unwrap();
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], "model");
+        assert!(v["error"]["message"].as_str().unwrap().contains("demo"));
+        assert_eq!(e.status(), 404);
+    }
+
+    #[test]
+    fn statuses_follow_the_contract() {
+        assert_eq!(GatewayError::BodyTooLarge { limit: 1 }.status(), 413);
+        assert_eq!(GatewayError::NoUsableTarget("x".into()).status(), 503);
+        let p = "p".to_string();
+        let d = "d".to_string();
+        assert_eq!(GatewayError::UpstreamUnreachable { provider: p.clone(), detail: d.clone() }.status(), 502);
+        assert_eq!(GatewayError::UpstreamTimeout { provider: p, detail: d }.status(), 504);
+    }
+}

@@ -1,0 +1,87 @@
+//! Prometheus metrics, registered once at startup. Counters are atomics inside `prometheus`;
+//! the request path only looks up label handles and increments.
+
+use std::sync::OnceLock;
+
+use prometheus::{
+    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub upstream_duration: HistogramVec,
+    pub overhead: HistogramVec,
+    pub config_reloads: IntCounterVec,
+    pub in_flight: IntGauge,
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// The process-wide metrics (created on first use).
+pub fn get() -> &'static Metrics {
+    METRICS.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let registry = Registry::new();
+        let labels = &["model", "provider", "status"];
+        // 100 µs .. ~100 s: gateway-only answers and long generations both land in a bucket.
+        let buckets = exponential_buckets(0.0001, 2.5, 16).expect("static buckets");
+        let requests = IntCounterVec::new(
+            Opts::new("switchyard_requests_total", "Requests by public model, provider and status"),
+            labels,
+        )
+        .expect("static metric");
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new("switchyard_request_duration_seconds", "Whole request time as seen by the gateway")
+                .buckets(buckets.clone()),
+            labels,
+        )
+        .expect("static metric");
+        let upstream_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "switchyard_upstream_duration_seconds",
+                "Time from sending the request upstream to the end of the upstream response",
+            )
+            .buckets(buckets),
+            labels,
+        )
+        .expect("static metric");
+        let overhead = HistogramVec::new(
+            HistogramOpts::new("switchyard_overhead_seconds", "Time spent inside the gateway, upstream wait excluded")
+                .buckets(exponential_buckets(0.000_005, 2.0, 16).expect("static buckets")),
+            &["model"],
+        )
+        .expect("static metric");
+        let config_reloads = IntCounterVec::new(
+            Opts::new("switchyard_config_reload_total", "Config reloads by result (ok, error)"),
+            &["result"],
+        )
+        .expect("static metric");
+        let in_flight = IntGauge::new("switchyard_in_flight_requests", "Requests being served").expect("static metric");
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_duration.clone()),
+            Box::new(upstream_duration.clone()),
+            Box::new(overhead.clone()),
+            Box::new(config_reloads.clone()),
+            Box::new(in_flight.clone()),
+        ] {
+            registry.register(c).expect("unique metric names");
+        }
+        // Both results show from the start, so a dashboard sees 0 rather than no series.
+        config_reloads.with_label_values(&["ok"]);
+        config_reloads.with_label_values(&["error"]);
+        Metrics { registry, requests, request_duration, upstream_duration, overhead, config_reloads, in_flight }
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8192);
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}

@@ -1,0 +1,35 @@
+//! Answers the gateway writes itself (health, model list, errors), with the same headers as
+//! proxied answers.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+
+use super::ctx::RequestCtx;
+use crate::error::GatewayError;
+
+pub const JSON: &str = "application/json";
+
+/// Writes a complete response. Returns `Ok(true)`, which tells Pingora the request is done.
+pub async fn answer(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    status: u16,
+    content_type: &'static str,
+    body: Bytes,
+) -> Result<bool> {
+    let mut h = ResponseHeader::build(status, Some(4))?;
+    h.insert_header("content-type", content_type)?;
+    h.insert_header("content-length", body.len())?;
+    h.insert_header("x-request-id", ctx.request_id.clone())?;
+    ctx.status = status;
+    session.write_response_header(Box::new(h), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(true)
+}
+
+pub async fn answer_error(session: &mut Session, ctx: &mut RequestCtx, err: GatewayError) -> Result<bool> {
+    log::debug!("{} answering {}: {err}", ctx.request_id.to_str().unwrap_or("-"), err.status());
+    answer(session, ctx, err.status(), JSON, err.to_json()).await
+}

@@ -1,0 +1,123 @@
+//! The Pingora `ProxyHttp` implementation. Hooks run in the order written here and only
+//! orchestrate: each delegates to the file for its phase.
+
+mod body_swap;
+pub mod ctx;
+mod local;
+mod logging;
+mod request;
+mod response;
+mod upstream;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, Result};
+
+pub use body_swap::serialize_request;
+use ctx::RequestCtx;
+
+use crate::config::live::Live;
+
+/// The gateway: holds the live config; all per-request state is in [`RequestCtx`].
+pub struct Gateway {
+    live: Arc<Live>,
+}
+
+impl Gateway {
+    pub fn new(live: Arc<Live>) -> Self {
+        Gateway { live }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    /// Phase: request head read. Writes every `ctx` routing field. `Ok(true)` means the gateway
+    /// answered (health, models, errors); the body is read here because routing needs `model`.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        request::handle(&self.live, session, ctx).await
+    }
+
+    /// Phase: once per attempt. Reads `ctx.target`; re-arms the body on retries.
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        upstream::peer(session, ctx).await
+    }
+
+    /// Phase: connected, before the head is sent. Sets path, host and provider credentials.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        upstream::rewrite_request(session, upstream_request, ctx)
+    }
+
+    /// Phase: upstream head received. Records timing and the provider's request id.
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        response::upstream_head(upstream_response, ctx);
+        Ok(())
+    }
+
+    /// Phase: head about to go to the client. Adds the `x-switchyard-*` headers.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        response::downstream_head(upstream_response, ctx)
+    }
+
+    /// Phase: each upstream body chunk (SSE events pass through unbuffered).
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        response::upstream_body(end_of_stream, ctx)?;
+        Ok(None)
+    }
+
+    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut RequestCtx, e: Box<Error>) -> Box<Error> {
+        upstream::on_connect_error(ctx, e)
+    }
+
+    fn error_while_proxy(
+        &self,
+        _peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        upstream::on_proxy_error(session, ctx, e, client_reused)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        response::fail(session, e, ctx).await
+    }
+
+    /// Phase: after the response (or failure). One metrics record.
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map_or(ctx.status, |r| r.status.as_u16());
+        logging::record(ctx, status);
+    }
+}

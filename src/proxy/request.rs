@@ -1,0 +1,187 @@
+//! `request_filter`: identify the request, answer what the gateway can answer itself, read and
+//! check the body, resolve the model to a target, and arm the rewritten body for upstream.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Method};
+use pingora::proxy::Session;
+use pingora::Result;
+
+use super::body_swap;
+use super::ctx::RequestCtx;
+use super::local::{answer, answer_error, JSON};
+use crate::config::live::Live;
+use crate::error::GatewayError;
+use crate::providers::{openai, Endpoint};
+
+/// How much of an oversized body we read and discard so the client sees the 413, not a reset.
+const OVERSIZE_DRAIN_BYTES: usize = 64 * 1024 * 1024;
+const OVERSIZE_DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// Runs in `request_filter`. `Ok(true)`: answered here; `Ok(false)`: proxy upstream with
+/// `ctx.route`/`ctx.target` set and the rewritten body armed.
+pub async fn handle(live: &Live, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    ctx.request_id = request_id(session);
+    let snapshot = live.snapshot();
+    let endpoint = match classify(session) {
+        Action::Proxy(e) => e,
+        Action::Health => return answer(session, ctx, 200, JSON, Bytes::from_static(b"{\"status\":\"ok\"}")).await,
+        Action::Ready => {
+            let usable = snapshot.routes.usable_models();
+            let body = Bytes::from(format!(
+                "{{\"status\":\"{}\",\"config_version\":{},\"usable_models\":{usable}}}",
+                if usable > 0 { "ready" } else { "no_usable_model" },
+                snapshot.version
+            ));
+            return answer(session, ctx, if usable > 0 { 200 } else { 503 }, JSON, body).await;
+        }
+        Action::Models => return answer(session, ctx, 200, JSON, snapshot.routes.models_body.clone()).await,
+        Action::MethodNotAllowed => {
+            let req = session.req_header();
+            let err = GatewayError::MethodNotAllowed { method: req.method.to_string(), path: req.uri.path().to_string() };
+            return answer_error(session, ctx, err).await;
+        }
+        Action::NotFound => {
+            let err = GatewayError::PathNotFound(session.req_header().uri.path().to_string());
+            return answer_error(session, ctx, err).await;
+        }
+    };
+    ctx.endpoint = Some(endpoint);
+
+    let limit = snapshot.config.server.max_body_bytes;
+    let declared = content_length(session);
+    if declared.is_some_and(|n| n > limit) {
+        return reject_oversized(session, ctx, limit).await;
+    }
+    if expects_continue(session) {
+        session.downstream_session.write_continue_response().await?;
+    }
+    let body = match read_body(session, limit, declared).await? {
+        Some(body) => body,
+        None => return reject_oversized(session, ctx, limit).await,
+    };
+
+    let fields = match openai::parse_request(&body, endpoint) {
+        Ok(f) => f,
+        Err(e) => return answer_error(session, ctx, e).await,
+    };
+    ctx.stream = fields.stream;
+    let Some(route) = snapshot.routes.get(&fields.model).cloned() else {
+        let err = GatewayError::ModelNotFound { model: fields.model.into_owned(), known: snapshot.routes.known.clone() };
+        return answer_error(session, ctx, err).await;
+    };
+    let Some(target_idx) = route.pick() else {
+        let reason = route.unusable.clone().unwrap_or_else(|| format!("Model `{}` has no usable target", route.name));
+        return answer_error(session, ctx, GatewayError::NoUsableTarget(reason)).await;
+    };
+    let target = &route.targets[target_idx];
+    let upstream_body: Vec<u8>;
+    let body_out: &[u8] = if target.model == fields.model {
+        &body
+    } else {
+        upstream_body = openai::rewrite_model(&body, fields.model_span.clone(), &target.model_json);
+        &upstream_body
+    };
+    let replay = body_swap::serialize_request(session.req_header(), body_out);
+    ctx.target = target_idx;
+    ctx.route = Some(route);
+    ctx.snapshot = Some(snapshot);
+    body_swap::arm(session, replay.clone()).await?;
+    ctx.replay = Some(replay);
+    Ok(false)
+}
+
+/// The client's `x-request-id` when it is a sane header value, else a fresh UUID.
+fn request_id(session: &Session) -> HeaderValue {
+    if let Some(v) = session.req_header().headers.get("x-request-id") {
+        if !v.is_empty() && v.len() <= 200 && v.as_bytes().iter().all(|b| b.is_ascii_graphic()) {
+            return v.clone();
+        }
+    }
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("invalid"))
+}
+
+fn content_length(session: &Session) -> Option<usize> {
+    session.req_header().headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn expects_continue(session: &Session) -> bool {
+    session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// Reads the whole body; `None` once it grows past `limit` (the chunked case).
+async fn read_body(session: &mut Session, limit: usize, declared: Option<usize>) -> Result<Option<Bytes>> {
+    let mut first: Option<Bytes> = None;
+    let mut rest: Option<BytesMut> = None;
+    let mut total = 0usize;
+    while let Some(chunk) = session.read_request_body().await? {
+        total += chunk.len();
+        if total > limit {
+            return Ok(None);
+        }
+        match (&mut first, &mut rest) {
+            (None, _) => first = Some(chunk),
+            (Some(f), None) => {
+                let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).max(f.len() + chunk.len()).min(limit));
+                buf.extend_from_slice(f);
+                buf.extend_from_slice(&chunk);
+                rest = Some(buf);
+            }
+            (Some(_), Some(buf)) => buf.extend_from_slice(&chunk),
+        }
+    }
+    Ok(Some(match rest {
+        Some(buf) => buf.freeze(),
+        None => first.unwrap_or_default(),
+    }))
+}
+
+/// 413 with `connection: close`, after draining (bounded) what the client is still sending.
+async fn reject_oversized(session: &mut Session, ctx: &mut RequestCtx, limit: usize) -> Result<bool> {
+    session.set_keepalive(None);
+    if !expects_continue(session) {
+        let _ = tokio::time::timeout(OVERSIZE_DRAIN_TIME, async {
+            let mut seen = 0usize;
+            while let Ok(Some(chunk)) = session.read_request_body().await {
+                seen += chunk.len();
+                if seen > OVERSIZE_DRAIN_BYTES {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    answer_error(session, ctx, GatewayError::BodyTooLarge { limit }).await
+}
+
+enum Action {
+    Proxy(Endpoint),
+    Health,
+    Ready,
+    Models,
+    MethodNotAllowed,
+    NotFound,
+}
+
+fn classify(session: &Session) -> Action {
+    let req = session.req_header();
+    let path = req.uri.path();
+    let get = req.method == Method::GET;
+    if let Some(e) = Endpoint::from_path(path) {
+        return if req.method == Method::POST { Action::Proxy(e) } else { Action::MethodNotAllowed };
+    }
+    match path.trim_end_matches('/') {
+        "/healthz" if get => Action::Health,
+        "/readyz" if get => Action::Ready,
+        "/v1/models" if get => Action::Models,
+        "/healthz" | "/readyz" | "/v1/models" => Action::MethodNotAllowed,
+        _ => Action::NotFound,
+    }
+}

@@ -1,0 +1,59 @@
+//! Wires the services together: gateway listener, admin listener, config watcher.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use log::info;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server};
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+
+use crate::admin::Admin;
+use crate::config::live::Live;
+use crate::config::watch::ConfigWatcher;
+use crate::config::ConfigError;
+use crate::proxy::Gateway;
+use crate::shutdown::DrainingShutdown;
+
+/// Loads the config and serves until a shutdown signal. Returns only on a startup error.
+pub fn serve(config_path: PathBuf) -> Result<(), ConfigError> {
+    let live = Live::load(config_path)?;
+    let snapshot = live.snapshot();
+    let s = &snapshot.config.server;
+
+    let conf = ServerConf {
+        threads: s.threads,
+        grace_period_seconds: Some(s.grace_period_secs),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut gateway = pingora::proxy::http_proxy_service(&server.configuration, Gateway::new(live.clone()));
+    gateway.add_tcp(&s.listen);
+    gateway.threads = Some(s.threads);
+
+    let mut admin = Service::new("admin".to_string(), Admin::new(live.clone()));
+    admin.add_tcp(&s.admin_listen);
+    admin.threads = Some(1);
+
+    let watcher = background_service("config watcher", ConfigWatcher::new(live.clone()));
+
+    server.add_service(gateway);
+    server.add_service(admin);
+    server.add_service(watcher);
+    info!(
+        "switchyard {} listening on {} (admin {}), {} model(s), config version {}",
+        env!("CARGO_PKG_VERSION"),
+        s.listen,
+        s.admin_listen,
+        snapshot.config.models.len(),
+        snapshot.version
+    );
+    let grace = Duration::from_secs(s.grace_period_secs);
+    drop(snapshot);
+    server.run(RunArgs { shutdown_signal: Box::new(DrainingShutdown { grace }) });
+    std::process::exit(0)
+}
