@@ -253,6 +253,8 @@ fn stream_events(state: &Arc<State>, events: Vec<Bytes>, b: &Behaviour) -> Respo
     tokio::spawn(async move {
         for (i, event) in events.into_iter().enumerate() {
             if cut == Some(i) {
+                // Let the chunks already sent leave the socket, as they would before a real cut.
+                tokio::time::sleep(Duration::from_millis(20)).await;
                 state.counters.streams_cut.fetch_add(1, Ordering::Relaxed);
                 let _ = tx.send(Err(io::Error::new(io::ErrorKind::ConnectionAborted, "mock cut"))).await;
                 return;
