@@ -263,27 +263,22 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
 /// Best-effort line of a semantic error: the first line containing the last anchor that follows
 /// lines containing each earlier anchor, in order.
 fn find_line(text: &str, anchors: &[&str]) -> Option<usize> {
-    let mut want = anchors.iter().peekable();
-    let mut found = None;
+    let mut next = 0;
     for (idx, line) in text.lines().enumerate() {
-        let code = line.split(" #").next().unwrap_or(line);
+        let mut code = line.split(" #").next().unwrap_or(line);
         if code.trim_start().starts_with('#') {
             continue;
         }
-        if let Some(anchor) = want.peek() {
-            if code.contains(*anchor) {
-                found = Some(idx + 1);
-                want.next();
+        // Several anchors may sit on one line (flow style: `m: { targets: [ { provider: x } ] }`).
+        while let Some(pos) = anchors.get(next).and_then(|a| code.find(a).map(|p| p + a.len())) {
+            code = &code[pos..];
+            next += 1;
+            if next == anchors.len() {
+                return Some(idx + 1);
             }
-        } else {
-            break;
         }
     }
-    if want.peek().is_none() {
-        found
-    } else {
-        None
-    }
+    None
 }
 
 /// Provider name -> environment variables its `api_key` mentions, read from the text before
