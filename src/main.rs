@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "An OpenAI-compatible LLM gateway on Pingora")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "An OpenAI-compatible LLM gateway on Pingora"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,16 +34,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,pingora_core=warn,pingora_proxy=warn"))
-        .format_timestamp_millis()
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,pingora_core=warn,pingora_proxy=warn"),
+    )
+    .format_timestamp_millis()
+    .init();
     match Cli::parse().command {
         Command::Check { config } => match switchyard::config::Config::load(&config) {
             Ok(cfg) => {
                 for w in &cfg.warnings {
                     eprintln!("warning: {w}");
                 }
-                println!("{}: ok ({} provider(s), {} model(s))", config.display(), cfg.providers.len(), cfg.models.len());
+                println!(
+                    "{}: ok ({} provider(s), {} model(s))",
+                    config.display(),
+                    cfg.providers.len(),
+                    cfg.models.len()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

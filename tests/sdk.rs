@@ -1,0 +1,51 @@
+//! The official `openai` Python SDK (version pinned in tests/sdk/requirements.txt) as a real
+//! client, streaming and not. `scripts/test` installs it into `.venv`; set SWITCHYARD_PYTHON to
+//! use another interpreter.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("SWITCHYARD_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+#[test]
+fn openai_python_sdk_against_the_gateway() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start("", &demo_body(&mock));
+    let py = python();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk_check.py");
+    let out = Command::new(&py)
+        .arg(script)
+        .env("SWITCHYARD_BASE_URL", gw.url("/v1"))
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {}: {e} (run scripts/test, which installs the SDK)",
+                py.display()
+            )
+        });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "SDK check failed with {} (interpreter {}; `scripts/test` installs the pinned SDK):\n{stdout}\n{stderr}",
+        out.status,
+        py.display()
+    );
+    println!("{stdout}");
+}
