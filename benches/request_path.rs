@@ -29,29 +29,17 @@ fn parse(c: &mut Criterion) {
     for size in [200usize, 16 * 1024, 512 * 1024] {
         let b = body(size);
         g.throughput(Throughput::Bytes(b.len() as u64));
-        g.bench_with_input(
-            BenchmarkId::new("serde_json_borrowed", size),
-            &b,
-            |bench, b| {
-                bench.iter(|| {
-                    openai::parse_request(black_box(b), Endpoint::ChatCompletions)
-                        .unwrap()
-                        .stream
-                })
-            },
-        );
-        g.bench_with_input(
-            BenchmarkId::new("simd_json_copy_and_parse", size),
-            &b,
-            |bench, b| {
-                bench.iter(|| {
-                    let mut copy = black_box(b).clone();
-                    let v = simd_json::to_borrowed_value(&mut copy).unwrap();
-                    use simd_json::prelude::*;
-                    v.get("stream").and_then(|s| s.as_bool()).unwrap_or(false)
-                })
-            },
-        );
+        g.bench_with_input(BenchmarkId::new("serde_json_borrowed", size), &b, |bench, b| {
+            bench.iter(|| openai::parse_request(black_box(b), Endpoint::ChatCompletions).unwrap().stream)
+        });
+        g.bench_with_input(BenchmarkId::new("simd_json_copy_and_parse", size), &b, |bench, b| {
+            bench.iter(|| {
+                let mut copy = black_box(b).clone();
+                let v = simd_json::to_borrowed_value(&mut copy).unwrap();
+                use simd_json::prelude::*;
+                v.get("stream").and_then(|s| s.as_bool()).unwrap_or(false)
+            })
+        });
     }
     g.finish();
 }
@@ -72,9 +60,7 @@ fn rewrite_and_serialize(c: &mut Criterion) {
     c.bench_function("rewrite_model_2k", |bench| {
         bench.iter(|| openai::rewrite_model(black_box(&b), span.clone(), b"\"llama3.1:8b\""))
     });
-    c.bench_function("serialize_request_2k", |bench| {
-        bench.iter(|| serialize_request(black_box(&req), black_box(&b)))
-    });
+    c.bench_function("serialize_request_2k", |bench| bench.iter(|| serialize_request(black_box(&req), black_box(&b))));
 }
 
 fn route_pick(c: &mut Criterion) {
@@ -85,9 +71,7 @@ fn route_pick(c: &mut Criterion) {
     )
     .unwrap();
     let table = RouteTable::build(&cfg, 0).unwrap();
-    c.bench_function("route_lookup_and_pick", |bench| {
-        bench.iter(|| table.get(black_box("m")).unwrap().pick())
-    });
+    c.bench_function("route_lookup_and_pick", |bench| bench.iter(|| table.get(black_box("m")).unwrap().pick()));
 }
 
 criterion_group!(benches, parse, rewrite_and_serialize, route_pick);

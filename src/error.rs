@@ -7,14 +7,12 @@ use bytes::Bytes;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
     #[error("{message}")]
-    BadRequest {
-        message: String,
-        code: &'static str,
-        param: Option<&'static str>,
-    },
+    BadRequest { message: String, code: &'static str, param: Option<&'static str> },
     #[error("The model `{model}` does not exist. Known models: {known}")]
     ModelNotFound { model: String, known: String },
-    #[error("Unknown path `{0}`. Switchyard serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models")]
+    #[error(
+        "Unknown path `{0}`. Switchyard serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models"
+    )]
     PathNotFound(String),
     #[error("Method {method} is not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
@@ -32,11 +30,7 @@ pub enum GatewayError {
 
 impl GatewayError {
     pub fn bad_request(message: impl Into<String>, code: &'static str) -> Self {
-        GatewayError::BadRequest {
-            message: message.into(),
-            code,
-            param: None,
-        }
+        GatewayError::BadRequest { message: message.into(), code, param: None }
     }
 
     pub fn status(&self) -> u16 {
@@ -110,10 +104,7 @@ mod tests {
 
     #[test]
     fn json_shape_is_openai_compatible() {
-        let e = GatewayError::ModelNotFound {
-            model: "gpt-9".into(),
-            known: "demo".into(),
-        };
+        let e = GatewayError::ModelNotFound { model: "gpt-9".into(), known: "demo".into() };
         let v: serde_json::Value = serde_json::from_slice(&e.to_json()).unwrap();
         assert_eq!(v["error"]["code"], "model_not_found");
         assert_eq!(v["error"]["type"], "invalid_request_error");
@@ -128,21 +119,7 @@ mod tests {
         assert_eq!(GatewayError::NoUsableTarget("x".into()).status(), 503);
         let p = "p".to_string();
         let d = "d".to_string();
-        assert_eq!(
-            GatewayError::UpstreamUnreachable {
-                provider: p.clone(),
-                detail: d.clone()
-            }
-            .status(),
-            502
-        );
-        assert_eq!(
-            GatewayError::UpstreamTimeout {
-                provider: p,
-                detail: d
-            }
-            .status(),
-            504
-        );
+        assert_eq!(GatewayError::UpstreamUnreachable { provider: p.clone(), detail: d.clone() }.status(), 502);
+        assert_eq!(GatewayError::UpstreamTimeout { provider: p, detail: d }.status(), 504);
     }
 }

@@ -9,11 +9,7 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(
-    name = "switchyard",
-    version,
-    about = "An OpenAI-compatible LLM gateway on Pingora"
-)]
+#[command(name = "switchyard", version, about = "An OpenAI-compatible LLM gateway on Pingora")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -31,8 +31,7 @@ pub fn serve(config_path: PathBuf) -> Result<(), ConfigError> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut gateway =
-        pingora::proxy::http_proxy_service(&server.configuration, Gateway::new(live.clone()));
+    let mut gateway = pingora::proxy::http_proxy_service(&server.configuration, Gateway::new(live.clone()));
     gateway.add_tcp(&s.listen);
     gateway.threads = Some(s.threads);
 
@@ -55,8 +54,6 @@ pub fn serve(config_path: PathBuf) -> Result<(), ConfigError> {
     );
     let grace = Duration::from_secs(s.grace_period_secs);
     drop(snapshot);
-    server.run(RunArgs {
-        shutdown_signal: Box::new(DrainingShutdown { grace }),
-    });
+    server.run(RunArgs { shutdown_signal: Box::new(DrainingShutdown { grace }) });
     std::process::exit(0)
 }

@@ -47,11 +47,9 @@ pub struct DrainingShutdown {
 #[async_trait]
 impl ShutdownSignalWatch for DrainingShutdown {
     async fn recv(&self) -> ShutdownSignal {
-        let (Ok(mut term), Ok(mut quit), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::quit()),
-            signal(SignalKind::interrupt()),
-        ) else {
+        let (Ok(mut term), Ok(mut quit), Ok(mut int)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::quit()), signal(SignalKind::interrupt()))
+        else {
             return std::future::pending().await;
         };
         tokio::select! {
@@ -60,10 +58,7 @@ impl ShutdownSignalWatch for DrainingShutdown {
             _ = quit.recv() => {},
         }
         let grace = self.grace;
-        info!(
-            "shutdown requested: draining {} in-flight request(s) for at most {grace:?}",
-            in_flight()
-        );
+        info!("shutdown requested: draining {} in-flight request(s) for at most {grace:?}", in_flight());
         std::thread::spawn(move || {
             let deadline = Instant::now() + grace;
             // Give the listeners a moment to stop accepting before trusting a zero count.
@@ -71,10 +66,7 @@ impl ShutdownSignalWatch for DrainingShutdown {
             while in_flight() > 0 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            info!(
-                "shutdown: {} request(s) still in flight, exiting",
-                in_flight()
-            );
+            info!("shutdown: {} request(s) still in flight, exiting", in_flight());
             std::process::exit(0);
         });
         ShutdownSignal::GracefulTerminate

@@ -8,27 +8,13 @@ use serde_json::{json, Value};
 async fn error_of(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let body: Value = resp.json().await.expect("error body must be JSON");
-    assert!(
-        body["error"]["message"].is_string(),
-        "not an OpenAI error: {body}"
-    );
-    assert!(
-        body["error"]["type"].is_string(),
-        "not an OpenAI error: {body}"
-    );
+    assert!(body["error"]["message"].is_string(), "not an OpenAI error: {body}");
+    assert!(body["error"]["type"].is_string(), "not an OpenAI error: {body}");
     (status, body)
 }
 
 async fn post_raw(gw: &Gateway, body: &'static str) -> (u16, Value) {
-    error_of(
-        client()
-            .post(gw.url("/v1/chat/completions"))
-            .body(body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    error_of(client().post(gw.url("/v1/chat/completions")).body(body).send().await.unwrap()).await
 }
 
 #[tokio::test]
@@ -36,25 +22,14 @@ async fn malformed_requests_get_400() {
     let mock = Mock::start(&[]);
     let gw = Gateway::start("", &demo_body(&mock));
     let (s, b) = post_raw(&gw, "{\"model\": \"demo\", \"messages\": [").await;
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (400, Some("invalid_json"))
-    );
-    let (s, b) = post_raw(
-        &gw,
-        "{\"messages\": [{\"role\":\"user\",\"content\":\"x\"}]}",
-    )
-    .await;
+    assert_eq!((s, b["error"]["code"].as_str()), (400, Some("invalid_json")));
+    let (s, b) = post_raw(&gw, "{\"messages\": [{\"role\":\"user\",\"content\":\"x\"}]}").await;
     assert_eq!((s, b["error"]["param"].as_str()), (400, Some("model")));
     let (s, b) = post_raw(&gw, "{\"model\": \"demo\"}").await;
     assert_eq!((s, b["error"]["param"].as_str()), (400, Some("messages")));
     let (s, _) = post_raw(&gw, "").await;
     assert_eq!(s, 400);
-    let (s, _) = post_raw(
-        &gw,
-        "{\"model\": \"demo\", \"messages\": [{}], \"stream\": \"yes\"}",
-    )
-    .await;
+    let (s, _) = post_raw(&gw, "{\"model\": \"demo\", \"messages\": [{}], \"stream\": \"yes\"}").await;
     assert_eq!(s, 400);
     // Nothing reached the provider.
     assert_eq!(mock.stats().await["requests"], 0);
@@ -64,12 +39,7 @@ async fn malformed_requests_get_400() {
 async fn unknown_model_gets_404_listing_known_models() {
     let mock = Mock::start(&[]);
     let gw = Gateway::start("", &demo_body(&mock));
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat("gpt-17", "x"))
-        .send()
-        .await
-        .unwrap();
+    let resp = client().post(gw.url("/v1/chat/completions")).json(&chat("gpt-17", "x")).send().await.unwrap();
     let (s, b) = error_of(resp).await;
     assert_eq!(s, 404);
     assert_eq!(b["error"]["code"], "model_not_found");
@@ -83,14 +53,7 @@ async fn unknown_paths_and_methods() {
     let gw = Gateway::start("", &demo_body(&mock));
     let (s, _) = error_of(client().get(gw.url("/v1/nope")).send().await.unwrap()).await;
     assert_eq!(s, 404);
-    let (s, _) = error_of(
-        client()
-            .get(gw.url("/v1/chat/completions"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = error_of(client().get(gw.url("/v1/chat/completions")).send().await.unwrap()).await;
     assert_eq!(s, 405);
 }
 
@@ -100,36 +63,20 @@ async fn oversized_bodies_get_413_not_a_reset() {
     let gw = Gateway::start("  max_body_bytes: 1000\n", &demo_body(&mock));
     let big = serde_json::to_vec(&chat("demo", &"y".repeat(5000))).unwrap();
     // Declared by Content-Length.
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
+    let resp = client().post(gw.url("/v1/chat/completions")).body(big.clone()).send().await.unwrap();
     let (s, b) = error_of(resp).await;
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (413, Some("request_too_large"))
-    );
+    assert_eq!((s, b["error"]["code"].as_str()), (413, Some("request_too_large")));
     // Chunked: only found out while reading.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        big.chunks(256).map(|c| Ok(c.to_vec())).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big.chunks(256).map(|c| Ok(c.to_vec())).collect();
     let resp = client()
         .post(gw.url("/v1/chat/completions"))
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
         .send()
         .await
         .unwrap();
     assert_eq!(error_of(resp).await.0, 413);
     // Under the limit still works.
-    let ok = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat("demo", "small"))
-        .send()
-        .await
-        .unwrap();
+    let ok = client().post(gw.url("/v1/chat/completions")).json(&chat("demo", "small")).send().await.unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(mock.stats().await["requests"], 1);
 }
@@ -142,18 +89,10 @@ async fn unreachable_upstream_gets_502() {
          models:\n  demo: {{ targets: [ {{ provider: dead, model: m }} ] }}\n"
     );
     let gw = Gateway::start("", &body);
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat("demo", "x"))
-        .send()
-        .await
-        .unwrap();
+    let resp = client().post(gw.url("/v1/chat/completions")).json(&chat("demo", "x")).send().await.unwrap();
     assert!(resp.headers().contains_key("x-request-id"));
     let (s, b) = error_of(resp).await;
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (502, Some("upstream_unreachable"))
-    );
+    assert_eq!((s, b["error"]["code"].as_str()), (502, Some("upstream_unreachable")));
 }
 
 #[tokio::test]
@@ -165,29 +104,18 @@ async fn slow_upstream_gets_504() {
         mock.base_url()
     );
     let gw = Gateway::start("", &body);
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat("demo", "x"))
-        .send()
-        .await
-        .unwrap();
+    let resp = client().post(gw.url("/v1/chat/completions")).json(&chat("demo", "x")).send().await.unwrap();
     let (s, b) = error_of(resp).await;
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (504, Some("upstream_timeout"))
-    );
+    assert_eq!((s, b["error"]["code"].as_str()), (504, Some("upstream_timeout")));
 }
 
 #[tokio::test]
 async fn upstream_errors_pass_through_with_status_and_body() {
     let mock = Mock::start(&[]);
     let gw = Gateway::start("", &demo_body(&mock));
-    for (status, code) in [
-        (400, "invalid_request"),
-        (422, "mock_failure"),
-        (429, "rate_limit_exceeded"),
-        (500, "server_error"),
-    ] {
+    for (status, code) in
+        [(400, "invalid_request"), (422, "mock_failure"), (429, "rate_limit_exceeded"), (500, "server_error")]
+    {
         let resp = client()
             .post(gw.url("/v1/chat/completions"))
             .header("x-mock-fail-status", status.to_string())
@@ -209,21 +137,10 @@ async fn model_without_usable_target_gets_503_naming_the_key() {
     let body = "providers:\n  paid: { kind: openai, base_url: \"https://api.openai.com/v1\", api_key: \"${SWITCHYARD_TEST_UNSET_KEY:-}\" }\n\
                 models:\n  gpt: { targets: [ { provider: paid, model: gpt-4o } ] }\n";
     let gw = Gateway::start("", body);
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat("gpt", "x"))
-        .send()
-        .await
-        .unwrap();
+    let resp = client().post(gw.url("/v1/chat/completions")).json(&chat("gpt", "x")).send().await.unwrap();
     let (s, b) = error_of(resp).await;
     assert_eq!(s, 503);
-    assert!(
-        b["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("SWITCHYARD_TEST_UNSET_KEY"),
-        "{b}"
-    );
+    assert!(b["error"]["message"].as_str().unwrap().contains("SWITCHYARD_TEST_UNSET_KEY"), "{b}");
     let ready = client().get(gw.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
 }
@@ -240,12 +157,7 @@ async fn garbage_never_kills_the_gateway() {
         b"[[[[[[[[",
     ];
     for j in junk {
-        let resp = client()
-            .post(gw.url("/v1/chat/completions"))
-            .body(j.to_vec())
-            .send()
-            .await
-            .unwrap();
+        let resp = client().post(gw.url("/v1/chat/completions")).body(j.to_vec()).send().await.unwrap();
         assert_eq!(resp.status(), 400, "{:?}", String::from_utf8_lossy(j));
     }
     // Raw socket garbage too.

@@ -10,15 +10,7 @@ async fn requests_are_counted_by_model_provider_and_status() {
     let gw = Gateway::start("", &demo_body(&mock));
     let c = client();
     for _ in 0..3 {
-        assert_eq!(
-            c.post(gw.url("/v1/chat/completions"))
-                .json(&chat("demo", "m"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(c.post(gw.url("/v1/chat/completions")).json(&chat("demo", "m")).send().await.unwrap().status(), 200);
     }
     let fail = c
         .post(gw.url("/v1/chat/completions"))
@@ -28,44 +20,14 @@ async fn requests_are_counted_by_model_provider_and_status() {
         .await
         .unwrap();
     assert_eq!(fail.status(), 500);
-    assert_eq!(
-        c.post(gw.url("/v1/chat/completions"))
-            .json(&chat("nope", "m"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(c.post(gw.url("/v1/chat/completions")).json(&chat("nope", "m")).send().await.unwrap().status(), 404);
 
-    let text = c
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        text.contains(r#"switchyard_requests_total{model="demo",provider="mock",status="200"} 3"#),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"switchyard_requests_total{model="demo",provider="mock",status="500"} 1"#),
-        "{text}"
-    );
-    assert!(
-        text.contains(
-            r#"switchyard_requests_total{model="-",provider="switchyard",status="404"} 1"#
-        ),
-        "{text}"
-    );
-    assert!(text.contains(
-        r#"switchyard_request_duration_seconds_count{model="demo",provider="mock",status="200"} 3"#
-    ));
-    assert!(text.contains(
-        r#"switchyard_upstream_duration_seconds_count{model="demo",provider="mock",status="200"} 3"#
-    ));
+    let text = c.get(gw.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains(r#"switchyard_requests_total{model="demo",provider="mock",status="200"} 3"#), "{text}");
+    assert!(text.contains(r#"switchyard_requests_total{model="demo",provider="mock",status="500"} 1"#), "{text}");
+    assert!(text.contains(r#"switchyard_requests_total{model="-",provider="switchyard",status="404"} 1"#), "{text}");
+    assert!(text.contains(r#"switchyard_request_duration_seconds_count{model="demo",provider="mock",status="200"} 3"#));
+    assert!(text.contains(r#"switchyard_upstream_duration_seconds_count{model="demo",provider="mock",status="200"} 3"#));
     assert!(text.contains("switchyard_config_reload_total"));
     assert!(text.contains("switchyard_in_flight_requests 0"), "{text}");
 }

@@ -29,26 +29,15 @@ async fn chat_completion_round_trip_with_gateway_headers() {
     let h = resp.headers().clone();
     assert_eq!(h["x-switchyard-provider"], "mock");
     assert_eq!(h["x-switchyard-model"], "mock-1");
-    let overhead: u64 = h["x-switchyard-overhead-us"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let overhead: u64 = h["x-switchyard-overhead-us"].to_str().unwrap().parse().unwrap();
     assert!(overhead > 0);
     let rid = h["x-request-id"].to_str().unwrap().to_string();
-    assert_eq!(
-        rid.len(),
-        36,
-        "generated UUID, not the upstream's id: {rid}"
-    );
+    assert_eq!(rid.len(), 36, "generated UUID, not the upstream's id: {rid}");
     assert_eq!(h["x-upstream-request-id"], "mock-req-id");
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["object"], "chat.completion");
     let text = body["choices"][0]["message"]["content"].as_str().unwrap();
-    assert!(
-        text.starts_with("mock answer to: what is a switchyard"),
-        "{text}"
-    );
+    assert!(text.starts_with("mock answer to: what is a switchyard"), "{text}");
     assert_eq!(body["usage"]["completion_tokens"], 16);
 
     // The provider saw the provider key, never the client's, and our request id.
@@ -97,10 +86,7 @@ async fn completions_embeddings_and_models() {
         .await
         .unwrap();
     assert_eq!(comp["object"], "text_completion");
-    assert!(comp["choices"][0]["text"]
-        .as_str()
-        .unwrap()
-        .contains("once upon"));
+    assert!(comp["choices"][0]["text"].as_str().unwrap().contains("once upon"));
 
     let emb: Value = c
         .post(gw.url("/v1/embeddings"))
@@ -114,28 +100,14 @@ async fn completions_embeddings_and_models() {
     assert_eq!(emb["data"].as_array().unwrap().len(), 2);
     assert_eq!(emb["data"][1]["embedding"].as_array().unwrap().len(), 4);
 
-    let models: Value = c
-        .get(gw.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value = c.get(gw.url("/v1/models")).send().await.unwrap().json().await.unwrap();
     assert_eq!(models["object"], "list");
     assert_eq!(models["data"][0]["id"], "demo");
     assert_eq!(models["data"][0]["object"], "model");
 
     let health = c.get(gw.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let ready: Value = c
-        .get(gw.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = c.get(gw.url("/readyz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready");
 }
 
@@ -148,12 +120,7 @@ async fn large_bodies_pass_through_exactly() {
     for size in [200 * 1024, 2 * 1024 * 1024, 100] {
         let prompt = "x".repeat(size);
         let body = serde_json::to_vec(&chat("demo", &prompt)).unwrap();
-        let resp = c
-            .post(gw.url("/v1/chat/completions"))
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+        let resp = c.post(gw.url("/v1/chat/completions")).body(body.clone()).send().await.unwrap();
         assert_eq!(resp.status(), 200, "size {size}");
         let v: Value = resp.json().await.unwrap();
         assert_eq!(v["object"], "chat.completion");
@@ -167,20 +134,14 @@ async fn chunked_request_bodies_are_read_whole() {
     let mock = Mock::start(&[]);
     let gw = Gateway::start("", &demo_body(&mock));
     let body = serde_json::to_vec(&chat("demo", "chunked hello")).unwrap();
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        body.chunks(7).map(|c| Ok(c.to_vec())).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body.chunks(7).map(|c| Ok(c.to_vec())).collect();
     let resp = client()
         .post(gw.url("/v1/chat/completions"))
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
-    assert!(v["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap()
-        .contains("chunked hello"));
+    assert!(v["choices"][0]["message"]["content"].as_str().unwrap().contains("chunked hello"));
 }

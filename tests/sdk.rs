@@ -33,12 +33,7 @@ fn openai_python_sdk_against_the_gateway() {
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
         .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {}: {e} (run scripts/test, which installs the SDK)",
-                py.display()
-            )
-        });
+        .unwrap_or_else(|e| panic!("cannot run {}: {e} (run scripts/test, which installs the SDK)", py.display()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

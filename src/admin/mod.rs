@@ -43,17 +43,12 @@ impl ServeHttp for Admin {
         let path = session.req_header().uri.path().to_string();
         let _ = session.drain_request_body().await;
         match (method, path.as_str()) {
-            (Method::GET, "/metrics") => respond(
-                200,
-                "text/plain; version=0.0.4; charset=utf-8",
-                metrics::get().render(),
-            ),
+            (Method::GET, "/metrics") => {
+                respond(200, "text/plain; version=0.0.4; charset=utf-8", metrics::get().render())
+            }
             (Method::GET, "/admin/config") => json(200, self.live.describe()),
             (Method::POST, "/admin/reload") => match reload_off_thread(self.live.clone()).await {
-                Ok(version) => json(
-                    200,
-                    serde_json::json!({ "status": "ok", "version": version }),
-                ),
+                Ok(version) => json(200, serde_json::json!({ "status": "ok", "version": version })),
                 Err(e) => json(
                     422,
                     serde_json::json!({ "error": {
@@ -63,10 +58,7 @@ impl ServeHttp for Admin {
             },
             (Method::GET, "/healthz") => json(200, serde_json::json!({ "status": "ok" })),
             (_, "/metrics" | "/admin/config" | "/admin/reload" | "/healthz") => {
-                let err = GatewayError::MethodNotAllowed {
-                    method: session.req_header().method.to_string(),
-                    path,
-                };
+                let err = GatewayError::MethodNotAllowed { method: session.req_header().method.to_string(), path };
                 respond(err.status(), "application/json", err.to_json().to_vec())
             }
             _ => {

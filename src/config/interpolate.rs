@@ -5,10 +5,7 @@ use super::ConfigError;
 
 /// Replaces `${VAR}` and `${VAR:-default}` outside comments. `lookup` is the environment (a closure
 /// so tests need not touch the process environment).
-pub fn interpolate(
-    text: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<String, ConfigError> {
+pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     for (idx, line) in text.split_inclusive('\n').enumerate() {
         let line_no = idx + 1;
@@ -18,9 +15,7 @@ pub fn interpolate(
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after
-                .find('}')
-                .ok_or_else(|| ConfigError::at(line_no, "unterminated `${` (expected `}`)"))?;
+            let end = after.find('}').ok_or_else(|| ConfigError::at(line_no, "unterminated `${` (expected `}`)"))?;
             let expr = &after[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -32,21 +27,19 @@ pub fn interpolate(
                     format!("invalid environment variable name `{name}` in `${{{expr}}}`"),
                 ));
             }
-            let value = match (lookup(name), default) {
-                (Some(v), _) => v,
-                (None, Some(d)) => d.to_string(),
-                (None, None) => {
-                    return Err(ConfigError::at(
+            let value =
+                match (lookup(name), default) {
+                    (Some(v), _) => v,
+                    (None, Some(d)) => d.to_string(),
+                    (None, None) => return Err(ConfigError::at(
                         line_no,
-                        format!("environment variable `{name}` is not set (use `${{{name}:-default}}` to make it optional)"),
-                    ))
-                }
-            };
+                        format!(
+                            "environment variable `{name}` is not set (use `${{{name}:-default}}` to make it optional)"
+                        ),
+                    )),
+                };
             if value.contains('\n') {
-                return Err(ConfigError::at(
-                    line_no,
-                    format!("environment variable `{name}` contains a newline"),
-                ));
+                return Err(ConfigError::at(line_no, format!("environment variable `{name}` contains a newline")));
             }
             out.push_str(&value);
             rest = &after[end + 1..];
@@ -126,10 +119,7 @@ mod tests {
 
     #[test]
     fn finds_variable_names() {
-        assert_eq!(
-            variable_names("${OPENAI_API_KEY:-}"),
-            vec!["OPENAI_API_KEY"]
-        );
+        assert_eq!(variable_names("${OPENAI_API_KEY:-}"), vec!["OPENAI_API_KEY"]);
         assert!(variable_names("plain").is_empty());
     }
 }

@@ -25,17 +25,9 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn build(config: Config, version: u64) -> Result<Snapshot, ConfigError> {
         let loaded_at = SystemTime::now();
-        let created = loaded_at
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let created = loaded_at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let routes = RouteTable::build(&config, created).map_err(ConfigError::new)?;
-        Ok(Snapshot {
-            version,
-            loaded_at,
-            config,
-            routes,
-        })
+        Ok(Snapshot { version, loaded_at, config, routes })
     }
 }
 
@@ -91,26 +83,13 @@ impl Live {
                 }
                 self.current.store(Arc::new(snapshot));
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                metrics::get()
-                    .config_reloads
-                    .with_label_values(&["ok"])
-                    .inc();
-                info!(
-                    "config reloaded from {} (version {next_version})",
-                    self.path.display()
-                );
+                metrics::get().config_reloads.with_label_values(&["ok"]).inc();
+                info!("config reloaded from {} (version {next_version})", self.path.display());
                 Ok(next_version)
             }
             Err(e) => {
-                metrics::get()
-                    .config_reloads
-                    .with_label_values(&["error"])
-                    .inc();
-                error!(
-                    "config reload rejected, keeping version {}: {}: {e}",
-                    next_version - 1,
-                    self.path.display()
-                );
+                metrics::get().config_reloads.with_label_values(&["error"]).inc();
+                error!("config reload rejected, keeping version {}: {}: {e}", next_version - 1, self.path.display());
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
                 Err(e)
             }
@@ -120,11 +99,7 @@ impl Live {
     /// `GET /admin/config`: `{"version","loaded_at","last_error","config"}`, secrets redacted.
     pub fn describe(&self) -> serde_json::Value {
         let snap = self.snapshot();
-        let last_error = self
-            .last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let last_error = self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
         serde_json::json!({
             "version": snap.version,
             "loaded_at": humantime::format_rfc3339_seconds(snap.loaded_at).to_string(),

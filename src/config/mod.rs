@@ -23,16 +23,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn at(line: usize, message: impl Into<String>) -> Self {
-        ConfigError {
-            message: message.into(),
-            line: Some(line),
-        }
+        ConfigError { message: message.into(), line: Some(line) }
     }
     pub fn new(message: impl Into<String>) -> Self {
-        ConfigError {
-            message: message.into(),
-            line: None,
-        }
+        ConfigError { message: message.into(), line: None }
     }
 }
 
@@ -108,46 +102,25 @@ pub struct BaseUrl {
 
 impl BaseUrl {
     pub fn parse(url: &str) -> Result<BaseUrl, String> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| format!("invalid base_url `{url}`: {e}"))?;
+        let uri: http::Uri = url.parse().map_err(|e| format!("invalid base_url `{url}`: {e}"))?;
         let tls = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
-            _ => {
-                return Err(format!(
-                    "base_url `{url}` must start with http:// or https://"
-                ))
-            }
+            _ => return Err(format!("base_url `{url}` must start with http:// or https://")),
         };
-        let host = uri
-            .host()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("base_url `{url}` has no host"))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
+        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| format!("base_url `{url}` has no host"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         if uri.query().is_some() {
             return Err(format!("base_url `{url}` must not have a query string"));
         }
         let path = uri.path().trim_end_matches('/').to_string();
-        Ok(BaseUrl {
-            tls,
-            host,
-            port,
-            path,
-        })
+        Ok(BaseUrl { tls, host, port, path })
     }
 
     /// The `Host` header value: the port only when it is not the scheme's default.
     pub fn host_header(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         match (self.tls, self.port) {
             (true, 443) | (false, 80) => host,
             (_, port) => format!("{host}:{port}"),
@@ -181,10 +154,7 @@ impl Config {
         let expanded = interpolate(text, env)?;
         let raw: RawConfig = serde_norway::from_str(&expanded).map_err(|e| {
             let line = e.location().map(|l| l.line());
-            ConfigError {
-                message: e.to_string(),
-                line,
-            }
+            ConfigError { message: e.to_string(), line }
         })?;
         validate(raw, text)
     }
@@ -192,15 +162,11 @@ impl Config {
 
 fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
     let s = &raw.server;
-    for (key, addr) in [
-        ("server.listen", &s.listen),
-        ("server.admin_listen", &s.admin_listen),
-    ] {
-        addr.parse::<std::net::SocketAddr>()
-            .map_err(|_| ConfigError {
-                message: format!("{key} `{addr}` is not an IP:port address"),
-                line: find_line(text, &[addr]),
-            })?;
+    for (key, addr) in [("server.listen", &s.listen), ("server.admin_listen", &s.admin_listen)] {
+        addr.parse::<std::net::SocketAddr>().map_err(|_| ConfigError {
+            message: format!("{key} `{addr}` is not an IP:port address"),
+            line: find_line(text, &[addr]),
+        })?;
     }
     if s.threads == 0 {
         return Err(ConfigError {
@@ -224,17 +190,13 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
             "openai" => ProviderKind::OpenAi,
             other => {
                 return Err(ConfigError {
-                    message: format!(
-                        "provider `{name}`: unknown kind `{other}` (supported: openai)"
-                    ),
+                    message: format!("provider `{name}`: unknown kind `{other}` (supported: openai)"),
                     line: line(),
                 })
             }
         };
-        let base_url = BaseUrl::parse(&p.base_url).map_err(|m| ConfigError {
-            message: format!("provider `{name}`: {m}"),
-            line: line(),
-        })?;
+        let base_url = BaseUrl::parse(&p.base_url)
+            .map_err(|m| ConfigError { message: format!("provider `{name}`: {m}"), line: line() })?;
         let timeouts = Timeouts::from(p.timeouts);
         if timeouts.connect.is_zero() || timeouts.first_byte.is_zero() || timeouts.total.is_zero() {
             return Err(ConfigError {
@@ -248,10 +210,7 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
                 let reason = if vars.is_empty() {
                     format!("provider `{name}` has an empty api_key")
                 } else {
-                    format!(
-                        "provider `{name}` has no API key: set {}",
-                        vars.join(" or ")
-                    )
+                    format!("provider `{name}` has no API key: set {}", vars.join(" or "))
                 };
                 warnings.push(format!("{reason}; skipping it"));
                 Some(reason)
@@ -265,11 +224,7 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
                 kind,
                 base_url,
                 api_key: p.api_key.clone().filter(|k| !k.is_empty()),
-                headers: p
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
+                headers: p.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 timeouts,
                 disabled,
             },
@@ -280,10 +235,7 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
     for (name, m) in &raw.models {
         let line = |extra: &str| find_line(text, &["models:", &format!("{name}:"), extra]);
         if m.targets.is_empty() {
-            return Err(ConfigError {
-                message: format!("model `{name}` has no targets"),
-                line: line("targets"),
-            });
+            return Err(ConfigError { message: format!("model `{name}` has no targets"), line: line("targets") });
         }
         let mut targets = Vec::with_capacity(m.targets.len());
         for t in &m.targets {
@@ -293,21 +245,14 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
                     message: format!(
                         "model `{name}` names undefined provider `{}` (defined providers: {})",
                         t.provider,
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
+                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
                     ),
                     line: line(&t.provider),
                 });
             }
             if t.weight == 0 {
                 return Err(ConfigError {
-                    message: format!(
-                        "model `{name}`: target `{}` has weight 0 (must be at least 1)",
-                        t.provider
-                    ),
+                    message: format!("model `{name}`: target `{}` has weight 0 (must be at least 1)", t.provider),
                     line: line(&t.provider),
                 });
             }
@@ -317,28 +262,12 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
                     line: line(&t.provider),
                 });
             }
-            targets.push(TargetConfig {
-                provider: t.provider.clone(),
-                model: t.model.clone(),
-                weight: t.weight,
-            });
+            targets.push(TargetConfig { provider: t.provider.clone(), model: t.model.clone(), weight: t.weight });
         }
-        models.insert(
-            name.clone(),
-            ModelConfig {
-                name: name.clone(),
-                targets,
-            },
-        );
+        models.insert(name.clone(), ModelConfig { name: name.clone(), targets });
     }
 
-    Ok(Config {
-        server: raw.server.clone(),
-        providers,
-        models,
-        raw,
-        warnings,
-    })
+    Ok(Config { server: raw.server.clone(), providers, models, raw, warnings })
 }
 
 /// Best-effort line of a semantic error: the first line containing the last anchor that follows
@@ -351,10 +280,7 @@ fn find_line(text: &str, anchors: &[&str]) -> Option<usize> {
             continue;
         }
         // Several anchors may sit on one line (flow style: `m: { targets: [ { provider: x } ] }`).
-        while let Some(pos) = anchors
-            .get(next)
-            .and_then(|a| code.find(a).map(|p| p + a.len()))
-        {
+        while let Some(pos) = anchors.get(next).and_then(|a| code.find(a).map(|p| p + a.len())) {
             code = &code[pos..];
             next += 1;
             if next == anchors.len() {
@@ -374,9 +300,7 @@ fn key_hints(text: &str) -> BTreeMap<String, Vec<String>> {
     };
     if let Some(providers) = value.get("providers").and_then(|p| p.as_mapping()) {
         for (name, p) in providers {
-            if let (Some(name), Some(key)) =
-                (name.as_str(), p.get("api_key").and_then(|k| k.as_str()))
-            {
+            if let (Some(name), Some(key)) = (name.as_str(), p.get("api_key").and_then(|k| k.as_str())) {
                 hints.insert(name.to_string(), interpolate::variable_names(key));
             }
         }
@@ -395,11 +319,7 @@ pub fn redacted(raw: &RawConfig) -> serde_json::Value {
         }
         for (name, v) in p.headers.iter_mut() {
             let n = name.to_ascii_lowercase();
-            if n.contains("auth")
-                || n.contains("key")
-                || n.contains("token")
-                || n.contains("secret")
-            {
+            if n.contains("auth") || n.contains("key") || n.contains("token") || n.contains("secret") {
                 *v = "[redacted]".into();
             }
         }
@@ -429,18 +349,9 @@ models:
         let openai = &cfg.providers["openai"];
         assert_eq!(
             openai.base_url,
-            BaseUrl {
-                tls: true,
-                host: "api.openai.com".into(),
-                port: 443,
-                path: "/v1".into()
-            }
+            BaseUrl { tls: true, host: "api.openai.com".into(), port: 443, path: "/v1".into() }
         );
-        assert!(openai
-            .disabled
-            .as_deref()
-            .unwrap()
-            .contains("OPENAI_API_KEY"));
+        assert!(openai.disabled.as_deref().unwrap().contains("OPENAI_API_KEY"));
         assert!(cfg.providers["local"].disabled.is_none());
         assert_eq!(cfg.models["gpt-4o-mini"].targets[1].weight, 1);
         assert_eq!(cfg.warnings.len(), 1);
@@ -448,8 +359,7 @@ models:
 
     #[test]
     fn key_from_env_enables_provider() {
-        let cfg =
-            Config::parse(SAMPLE, |n| (n == "OPENAI_API_KEY").then(|| "sk-x".into())).unwrap();
+        let cfg = Config::parse(SAMPLE, |n| (n == "OPENAI_API_KEY").then(|| "sk-x".into())).unwrap();
         assert!(cfg.providers["openai"].disabled.is_none());
         assert_eq!(cfg.providers["openai"].api_key.as_deref(), Some("sk-x"));
     }
@@ -466,28 +376,18 @@ models:
 
     #[test]
     fn undefined_provider_names_model_and_provider() {
-        let text =
-            "providers: {}\nmodels:\n  m1:\n    targets:\n      - { provider: ghost, model: x }\n";
+        let text = "providers: {}\nmodels:\n  m1:\n    targets:\n      - { provider: ghost, model: x }\n";
         let err = Config::parse(text, |_| None).unwrap_err();
-        assert!(
-            err.message.contains("`m1`") && err.message.contains("`ghost`"),
-            "{err}"
-        );
+        assert!(err.message.contains("`m1`") && err.message.contains("`ghost`"), "{err}");
         assert_eq!(err.line, Some(5));
     }
 
     #[test]
     fn base_url_forms() {
         let b = BaseUrl::parse("https://api.groq.com/openai/v1").unwrap();
-        assert_eq!(
-            (b.path.as_str(), b.port, b.host_header().as_str()),
-            ("/openai/v1", 443, "api.groq.com")
-        );
+        assert_eq!((b.path.as_str(), b.port, b.host_header().as_str()), ("/openai/v1", 443, "api.groq.com"));
         let b = BaseUrl::parse("http://127.0.0.1:11434/v1/").unwrap();
-        assert_eq!(
-            (b.path.as_str(), b.host_header().as_str()),
-            ("/v1", "127.0.0.1:11434")
-        );
+        assert_eq!((b.path.as_str(), b.host_header().as_str()), ("/v1", "127.0.0.1:11434"));
         assert!(BaseUrl::parse("ftp://x").is_err());
         assert!(BaseUrl::parse("not a url").is_err());
     }

@@ -63,12 +63,7 @@ pub struct RawTimeouts {
 
 impl Default for RawTimeouts {
     fn default() -> Self {
-        RawTimeouts {
-            connect_ms: 2_000,
-            first_byte_ms: 60_000,
-            idle_ms: 60_000,
-            total_ms: 600_000,
-        }
+        RawTimeouts { connect_ms: 2_000, first_byte_ms: 60_000, idle_ms: 60_000, total_ms: 600_000 }
     }
 }
 

@@ -38,11 +38,8 @@ pub async fn reload_off_thread(live: Arc<Live>) -> Result<u64, super::ConfigErro
 impl BackgroundService for ConfigWatcher {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let path = self.live.path().to_path_buf();
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."))
-            .to_path_buf();
+        let dir =
+            path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf();
         let (tx, mut rx) = mpsc::channel::<()>(16);
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if let Ok(ev) = res {
@@ -52,22 +49,17 @@ impl BackgroundService for ConfigWatcher {
                 }
             }
         });
-        let _watcher =
-            match watcher.and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|_| w)) {
-                Ok(w) => {
-                    info!("watching {} for config changes", dir.display());
-                    Some(w)
-                }
-                Err(e) => {
-                    warn!(
-                        "cannot watch {}: {e}; hot reload only via SIGHUP or POST /admin/reload",
-                        dir.display()
-                    );
-                    None
-                }
-            };
-        let mut hangup =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let _watcher = match watcher.and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|_| w)) {
+            Ok(w) => {
+                info!("watching {} for config changes", dir.display());
+                Some(w)
+            }
+            Err(e) => {
+                warn!("cannot watch {}: {e}; hot reload only via SIGHUP or POST /admin/reload", dir.display());
+                None
+            }
+        };
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut last_seen = std::fs::read(&path).ok();
 
         loop {

@@ -4,8 +4,7 @@
 use std::sync::OnceLock;
 
 use prometheus::{
-    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -32,19 +31,13 @@ impl Metrics {
         // 100 µs .. ~100 s: gateway-only answers and long generations both land in a bucket.
         let buckets = exponential_buckets(0.0001, 2.5, 16).expect("static buckets");
         let requests = IntCounterVec::new(
-            Opts::new(
-                "switchyard_requests_total",
-                "Requests by public model, provider and status",
-            ),
+            Opts::new("switchyard_requests_total", "Requests by public model, provider and status"),
             labels,
         )
         .expect("static metric");
         let request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "switchyard_request_duration_seconds",
-                "Whole request time as seen by the gateway",
-            )
-            .buckets(buckets.clone()),
+            HistogramOpts::new("switchyard_request_duration_seconds", "Whole request time as seen by the gateway")
+                .buckets(buckets.clone()),
             labels,
         )
         .expect("static metric");
@@ -58,24 +51,17 @@ impl Metrics {
         )
         .expect("static metric");
         let overhead = HistogramVec::new(
-            HistogramOpts::new(
-                "switchyard_overhead_seconds",
-                "Time spent inside the gateway, upstream wait excluded",
-            )
-            .buckets(exponential_buckets(0.000_005, 2.0, 16).expect("static buckets")),
+            HistogramOpts::new("switchyard_overhead_seconds", "Time spent inside the gateway, upstream wait excluded")
+                .buckets(exponential_buckets(0.000_005, 2.0, 16).expect("static buckets")),
             &["model"],
         )
         .expect("static metric");
         let config_reloads = IntCounterVec::new(
-            Opts::new(
-                "switchyard_config_reload_total",
-                "Config reloads by result (ok, error)",
-            ),
+            Opts::new("switchyard_config_reload_total", "Config reloads by result (ok, error)"),
             &["result"],
         )
         .expect("static metric");
-        let in_flight = IntGauge::new("switchyard_in_flight_requests", "Requests being served")
-            .expect("static metric");
+        let in_flight = IntGauge::new("switchyard_in_flight_requests", "Requests being served").expect("static metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_duration.clone()),
@@ -89,15 +75,7 @@ impl Metrics {
         // Both results show from the start, so a dashboard sees 0 rather than no series.
         config_reloads.with_label_values(&["ok"]);
         config_reloads.with_label_values(&["error"]);
-        Metrics {
-            registry,
-            requests,
-            request_duration,
-            upstream_duration,
-            overhead,
-            config_reloads,
-            in_flight,
-        }
+        Metrics { registry, requests, request_duration, upstream_duration, overhead, config_reloads, in_flight }
     }
 
     /// Prometheus text exposition.

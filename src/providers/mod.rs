@@ -94,11 +94,8 @@ impl Upstream {
         }
         let host_port = format!("{}:{}", p.base_url.host, p.base_url.port);
         // Resolving here keeps DNS off the request path; reloads happen off it too.
-        let addr = if p.disabled.is_some() {
-            None
-        } else {
-            host_port.to_socket_addrs().ok().and_then(|mut a| a.next())
-        };
+        let addr =
+            if p.disabled.is_some() { None } else { host_port.to_socket_addrs().ok().and_then(|mut a| a.next()) };
         Ok(Arc::new(Upstream {
             name: p.name.clone(),
             name_header: HeaderValue::from_str(&p.name)
@@ -106,12 +103,8 @@ impl Upstream {
             kind: p.kind,
             tls: p.base_url.tls,
             sni: p.base_url.host.clone(),
-            host_header: HeaderValue::from_str(&p.base_url.host_header()).map_err(|_| {
-                format!(
-                    "provider `{}`: base_url host is not a valid Host header",
-                    p.name
-                )
-            })?,
+            host_header: HeaderValue::from_str(&p.base_url.host_header())
+                .map_err(|_| format!("provider `{}`: base_url host is not a valid Host header", p.name))?,
             host_port,
             path_prefix: p.base_url.path.clone(),
             addr,

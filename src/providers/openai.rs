@@ -59,17 +59,10 @@ struct Probe<'a> {
 /// Reads `model`, `stream` and checks the endpoint's required field, borrowing from `body`.
 pub fn parse_request(body: &[u8], endpoint: Endpoint) -> Result<RequestFields<'_>, GatewayError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(GatewayError::bad_request(
-            "The request body is empty; expected a JSON object",
-            "invalid_json",
-        ));
+        return Err(GatewayError::bad_request("The request body is empty; expected a JSON object", "invalid_json"));
     }
     let probe: Probe = serde_json::from_slice(body).map_err(|e| {
-        let code = if e.is_data() {
-            "invalid_request"
-        } else {
-            "invalid_json"
-        };
+        let code = if e.is_data() { "invalid_request" } else { "invalid_json" };
         let message = if e.is_data() {
             format!("Invalid request: {e}")
         } else {
@@ -82,16 +75,12 @@ pub fn parse_request(body: &[u8], endpoint: Endpoint) -> Result<RequestFields<'_
         code: "missing_required_parameter",
         param: Some(param),
     };
-    let raw_model = probe
-        .model
-        .filter(|m| m.get() != "null")
-        .ok_or_else(|| missing("model"))?;
-    let model: Cow<str> =
-        serde_json::from_str(raw_model.get()).map_err(|_| GatewayError::BadRequest {
-            message: "Invalid type for 'model': expected a string.".into(),
-            code: "invalid_type",
-            param: Some("model"),
-        })?;
+    let raw_model = probe.model.filter(|m| m.get() != "null").ok_or_else(|| missing("model"))?;
+    let model: Cow<str> = serde_json::from_str(raw_model.get()).map_err(|_| GatewayError::BadRequest {
+        message: "Invalid type for 'model': expected a string.".into(),
+        code: "invalid_type",
+        param: Some("model"),
+    })?;
     if model.is_empty() {
         return Err(missing("model"));
     }
@@ -110,27 +99,20 @@ pub fn parse_request(body: &[u8], endpoint: Endpoint) -> Result<RequestFields<'_
         let v = value.get();
         if !v.starts_with('[') {
             return Err(GatewayError::BadRequest {
-                message: "Invalid type for 'messages': expected an array of message objects."
-                    .into(),
+                message: "Invalid type for 'messages': expected an array of message objects.".into(),
                 code: "invalid_type",
                 param: Some("messages"),
             });
         }
         if v[1..].trim_start().starts_with(']') {
             return Err(GatewayError::BadRequest {
-                message:
-                    "Invalid 'messages': empty array. Expected an array with minimum length 1."
-                        .into(),
+                message: "Invalid 'messages': empty array. Expected an array with minimum length 1.".into(),
                 code: "empty_array",
                 param: Some("messages"),
             });
         }
     }
-    Ok(RequestFields {
-        model,
-        model_span,
-        stream: probe.stream.unwrap_or(false),
-    })
+    Ok(RequestFields { model, model_span, stream: probe.stream.unwrap_or(false) })
 }
 
 /// The body with its `model` value replaced by `model_json` (a JSON string literal).
@@ -162,10 +144,7 @@ mod parse_tests {
     #[test]
     fn escaped_model_names_are_decoded() {
         let body = br#"{"model":"a\u002fb","prompt":"x"}"#;
-        assert_eq!(
-            parse_request(body, Endpoint::Completions).unwrap().model,
-            "a/b"
-        );
+        assert_eq!(parse_request(body, Endpoint::Completions).unwrap().model, "a/b");
     }
 
     #[test]
@@ -175,48 +154,21 @@ mod parse_tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(code(b"", Endpoint::ChatCompletions), "invalid_json");
-        assert_eq!(
-            code(b"{not json", Endpoint::ChatCompletions),
-            "invalid_json"
-        );
+        assert_eq!(code(b"{not json", Endpoint::ChatCompletions), "invalid_json");
         assert_eq!(code(b"[1,2]", Endpoint::ChatCompletions), "invalid_request");
         assert_eq!(
-            code(
-                br#"{"messages":[{"role":"user","content":"x"}]}"#,
-                Endpoint::ChatCompletions
-            ),
+            code(br#"{"messages":[{"role":"user","content":"x"}]}"#, Endpoint::ChatCompletions),
             "missing_required_parameter"
         );
+        assert_eq!(code(br#"{"model":"m"}"#, Endpoint::ChatCompletions), "missing_required_parameter");
+        assert_eq!(code(br#"{"model":"m","messages":[]}"#, Endpoint::ChatCompletions), "empty_array");
+        assert_eq!(code(br#"{"model":"m","messages":"hi"}"#, Endpoint::ChatCompletions), "invalid_type");
+        assert_eq!(code(br#"{"model":7,"messages":[1]}"#, Endpoint::ChatCompletions), "invalid_type");
         assert_eq!(
-            code(br#"{"model":"m"}"#, Endpoint::ChatCompletions),
-            "missing_required_parameter"
-        );
-        assert_eq!(
-            code(br#"{"model":"m","messages":[]}"#, Endpoint::ChatCompletions),
-            "empty_array"
-        );
-        assert_eq!(
-            code(
-                br#"{"model":"m","messages":"hi"}"#,
-                Endpoint::ChatCompletions
-            ),
-            "invalid_type"
-        );
-        assert_eq!(
-            code(br#"{"model":7,"messages":[1]}"#, Endpoint::ChatCompletions),
-            "invalid_type"
-        );
-        assert_eq!(
-            code(
-                br#"{"model":"m","messages":[1],"stream":"yes"}"#,
-                Endpoint::ChatCompletions
-            ),
+            code(br#"{"model":"m","messages":[1],"stream":"yes"}"#, Endpoint::ChatCompletions),
             "invalid_request"
         );
-        assert_eq!(
-            code(br#"{"model":"m"}"#, Endpoint::Embeddings),
-            "missing_required_parameter"
-        );
+        assert_eq!(code(br#"{"model":"m"}"#, Endpoint::Embeddings), "missing_required_parameter");
         assert!(parse_request(br#"{"model":"m","input":"x"}"#, Endpoint::Embeddings).is_ok());
     }
 }

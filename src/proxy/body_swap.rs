@@ -19,8 +19,8 @@ use pingora::protocols::http::ServerSession;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::{SslDigest, TlsRef};
 use pingora::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
-    TimingDigest, UniqueID, UniqueIDType, ALPN,
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream, TimingDigest,
+    UniqueID, UniqueIDType, ALPN,
 };
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
@@ -35,17 +35,11 @@ pub struct PrefixedStream {
 
 impl PrefixedStream {
     fn new(prefix: Bytes, inner: Stream) -> Self {
-        PrefixedStream {
-            prefix: Cursor::new(prefix),
-            inner: Some(inner),
-        }
+        PrefixedStream { prefix: Cursor::new(prefix), inner: Some(inner) }
     }
 
     fn placeholder() -> Self {
-        PrefixedStream {
-            prefix: Cursor::new(Bytes::new()),
-            inner: None,
-        }
+        PrefixedStream { prefix: Cursor::new(Bytes::new()), inner: None }
     }
 
     fn prefix_left(&self) -> usize {
@@ -58,11 +52,7 @@ fn closed() -> std::io::Error {
 }
 
 impl AsyncRead for PrefixedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         if self.prefix_left() > 0 {
             let pos = self.prefix.position() as usize;
             let n = self.prefix_left().min(buf.remaining());
@@ -78,11 +68,7 @@ impl AsyncRead for PrefixedStream {
 }
 
 impl AsyncWrite for PrefixedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         match self.inner.as_mut() {
             Some(s) => Pin::new(s).poll_write(cx, buf),
             None => Poll::Ready(Err(closed())),
@@ -144,20 +130,13 @@ impl Ssl for PrefixedStream {
 
 impl GetTimingDigest for PrefixedStream {
     fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
-        self.inner
-            .as_ref()
-            .map(|s| s.get_timing_digest())
-            .unwrap_or_default()
+        self.inner.as_ref().map(|s| s.get_timing_digest()).unwrap_or_default()
     }
     fn get_read_pending_time(&self) -> Duration {
-        self.inner
-            .as_ref()
-            .map_or(Duration::ZERO, |s| s.get_read_pending_time())
+        self.inner.as_ref().map_or(Duration::ZERO, |s| s.get_read_pending_time())
     }
     fn get_write_pending_time(&self) -> Duration {
-        self.inner
-            .as_ref()
-            .map_or(Duration::ZERO, |s| s.get_write_pending_time())
+        self.inner.as_ref().map_or(Duration::ZERO, |s| s.get_write_pending_time())
     }
 }
 
@@ -184,16 +163,9 @@ pub fn serialize_request(req: &RequestHeader, body: &[u8]) -> Bytes {
     out.put_slice(req.method.as_str().as_bytes());
     out.put_u8(b' ');
     out.put_slice(target.as_bytes());
-    out.put_slice(if req.version == http::Version::HTTP_10 {
-        b" HTTP/1.0\r\n"
-    } else {
-        b" HTTP/1.1\r\n"
-    });
+    out.put_slice(if req.version == http::Version::HTTP_10 { b" HTTP/1.0\r\n" } else { b" HTTP/1.1\r\n" });
     for (name, value) in req.headers.iter() {
-        if matches!(
-            name.as_str(),
-            "content-length" | "transfer-encoding" | "expect"
-        ) {
+        if matches!(name.as_str(), "content-length" | "transfer-encoding" | "expect") {
             continue;
         }
         out.put_slice(name.as_str().as_bytes());
@@ -220,10 +192,7 @@ pub async fn arm(session: &mut Session, request: Bytes) -> Result<()> {
         }
         other => {
             *session.downstream_session = other;
-            return Err(Error::explain(
-                ErrorType::InternalError,
-                "body rewrite needs an HTTP/1.x client session",
-            ));
+            return Err(Error::explain(ErrorType::InternalError, "body rewrite needs an HTTP/1.x client session"));
         }
     };
     // Unwrap a previous swap (an earlier request on this keep-alive connection, or an earlier
@@ -232,29 +201,16 @@ pub async fn arm(session: &mut Session, request: Bytes) -> Result<()> {
         match stream.into_any().downcast::<PrefixedStream>() {
             Ok(prefixed) => match prefixed.inner {
                 Some(inner) => inner,
-                None => {
-                    return Err(Error::explain(
-                        ErrorType::InternalError,
-                        "client stream already gone",
-                    ))
-                }
+                None => return Err(Error::explain(ErrorType::InternalError, "client stream already gone")),
             },
-            Err(_) => {
-                return Err(Error::explain(
-                    ErrorType::InternalError,
-                    "unexpected stream type",
-                ))
-            }
+            Err(_) => return Err(Error::explain(ErrorType::InternalError, "unexpected stream type")),
         }
     } else {
         stream
     };
     let mut fresh = ServerSession::new_http1(Box::new(PrefixedStream::new(request, stream)));
     if !fresh.read_request().await? {
-        return Err(Error::explain(
-            ErrorType::InternalError,
-            "re-reading the rewritten request failed",
-        ));
+        return Err(Error::explain(ErrorType::InternalError, "re-reading the rewritten request failed"));
     }
     fresh.set_keepalive(keepalive);
     *session.downstream_session = fresh;
@@ -273,16 +229,10 @@ mod tests {
         req.insert_header("expect", "100-continue").unwrap();
         let out = serialize_request(&req, b"{\"a\":1}");
         let text = std::str::from_utf8(&out).unwrap();
-        assert!(
-            text.starts_with("POST /v1/chat/completions?x=1 HTTP/1.1\r\n"),
-            "{text}"
-        );
+        assert!(text.starts_with("POST /v1/chat/completions?x=1 HTTP/1.1\r\n"), "{text}");
         assert!(text.contains("host: gw\r\n"));
         assert!(!text.contains("transfer-encoding") && !text.contains("expect"));
-        assert!(
-            text.ends_with("content-length: 7\r\n\r\n{\"a\":1}"),
-            "{text}"
-        );
+        assert!(text.ends_with("content-length: 7\r\n\r\n{\"a\":1}"), "{text}");
     }
 
     #[tokio::test]

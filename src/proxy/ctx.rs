@@ -62,12 +62,8 @@ impl RequestCtx {
 
     /// Microseconds spent in the gateway so far, time waiting on the upstream excluded.
     pub fn overhead_us(&self, now: Instant) -> u64 {
-        let before = self
-            .upstream_sent
-            .map_or(now - self.started, |s| s - self.started);
-        let after = self
-            .upstream_head
-            .map_or_else(Default::default, |h| now.saturating_duration_since(h));
+        let before = self.upstream_sent.map_or(now - self.started, |s| s - self.started);
+        let after = self.upstream_head.map_or_else(Default::default, |h| now.saturating_duration_since(h));
         (before + after).as_micros() as u64
     }
 }

@@ -29,15 +29,7 @@ pub async fn answer(
     Ok(true)
 }
 
-pub async fn answer_error(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    err: GatewayError,
-) -> Result<bool> {
-    log::debug!(
-        "{} answering {}: {err}",
-        ctx.request_id.to_str().unwrap_or("-"),
-        err.status()
-    );
+pub async fn answer_error(session: &mut Session, ctx: &mut RequestCtx, err: GatewayError) -> Result<bool> {
+    log::debug!("{} answering {}: {err}", ctx.request_id.to_str().unwrap_or("-"), err.status());
     answer(session, ctx, err.status(), JSON, err.to_json()).await
 }

@@ -49,11 +49,7 @@ impl ProxyHttp for Gateway {
     }
 
     /// Phase: once per attempt. Reads `ctx.target`; re-arms the body on retries.
-    async fn upstream_peer(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         upstream::peer(session, ctx).await
     }
 
@@ -121,20 +117,13 @@ impl ProxyHttp for Gateway {
         upstream::on_proxy_error(session, ctx, e, client_reused)
     }
 
-    async fn fail_to_proxy(
-        &self,
-        session: &mut Session,
-        e: &Error,
-        ctx: &mut RequestCtx,
-    ) -> FailToProxy {
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
         response::fail(session, e, ctx).await
     }
 
     /// Phase: after the response (or failure). One metrics record.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session
-            .response_written()
-            .map_or(ctx.status, |r| r.status.as_u16());
+        let status = session.response_written().map_or(ctx.status, |r| r.status.as_u16());
         logging::record(ctx, status);
     }
 }

@@ -26,38 +26,21 @@ pub async fn handle(live: &Live, session: &mut Session, ctx: &mut RequestCtx) ->
     let snapshot = live.snapshot();
     let endpoint = match classify(session) {
         Action::Proxy(e) => e,
-        Action::Health => {
-            return answer(
-                session,
-                ctx,
-                200,
-                JSON,
-                Bytes::from_static(b"{\"status\":\"ok\"}"),
-            )
-            .await
-        }
+        Action::Health => return answer(session, ctx, 200, JSON, Bytes::from_static(b"{\"status\":\"ok\"}")).await,
         Action::Ready => {
             let usable = snapshot.routes.usable_models();
             let body = Bytes::from(format!(
                 "{{\"status\":\"{}\",\"config_version\":{},\"usable_models\":{usable}}}",
-                if usable > 0 {
-                    "ready"
-                } else {
-                    "no_usable_model"
-                },
+                if usable > 0 { "ready" } else { "no_usable_model" },
                 snapshot.version
             ));
             return answer(session, ctx, if usable > 0 { 200 } else { 503 }, JSON, body).await;
         }
-        Action::Models => {
-            return answer(session, ctx, 200, JSON, snapshot.routes.models_body.clone()).await
-        }
+        Action::Models => return answer(session, ctx, 200, JSON, snapshot.routes.models_body.clone()).await,
         Action::MethodNotAllowed => {
             let req = session.req_header();
-            let err = GatewayError::MethodNotAllowed {
-                method: req.method.to_string(),
-                path: req.uri.path().to_string(),
-            };
+            let err =
+                GatewayError::MethodNotAllowed { method: req.method.to_string(), path: req.uri.path().to_string() };
             return answer_error(session, ctx, err).await;
         }
         Action::NotFound => {
@@ -86,17 +69,12 @@ pub async fn handle(live: &Live, session: &mut Session, ctx: &mut RequestCtx) ->
     };
     ctx.stream = fields.stream;
     let Some(route) = snapshot.routes.get(&fields.model).cloned() else {
-        let err = GatewayError::ModelNotFound {
-            model: fields.model.into_owned(),
-            known: snapshot.routes.known.clone(),
-        };
+        let err =
+            GatewayError::ModelNotFound { model: fields.model.into_owned(), known: snapshot.routes.known.clone() };
         return answer_error(session, ctx, err).await;
     };
     let Some(target_idx) = route.pick() else {
-        let reason = route
-            .unusable
-            .clone()
-            .unwrap_or_else(|| format!("Model `{}` has no usable target", route.name));
+        let reason = route.unusable.clone().unwrap_or_else(|| format!("Model `{}` has no usable target", route.name));
         return answer_error(session, ctx, GatewayError::NoUsableTarget(reason)).await;
     };
     let target = &route.targets[target_idx];
@@ -129,15 +107,7 @@ fn request_id(session: &Session) -> HeaderValue {
 }
 
 fn content_length(session: &Session) -> Option<usize> {
-    session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    session.req_header().headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
 fn expects_continue(session: &Session) -> bool {
@@ -149,11 +119,7 @@ fn expects_continue(session: &Session) -> bool {
 }
 
 /// Reads the whole body; `None` once it grows past `limit` (the chunked case).
-async fn read_body(
-    session: &mut Session,
-    limit: usize,
-    declared: Option<usize>,
-) -> Result<Option<Bytes>> {
+async fn read_body(session: &mut Session, limit: usize, declared: Option<usize>) -> Result<Option<Bytes>> {
     let mut first: Option<Bytes> = None;
     let mut rest: Option<BytesMut> = None;
     let mut total = 0usize;
@@ -165,9 +131,7 @@ async fn read_body(
         match (&mut first, &mut rest) {
             (None, _) => first = Some(chunk),
             (Some(f), None) => {
-                let mut buf = BytesMut::with_capacity(
-                    declared.unwrap_or(0).max(f.len() + chunk.len()).min(limit),
-                );
+                let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).max(f.len() + chunk.len()).min(limit));
                 buf.extend_from_slice(f);
                 buf.extend_from_slice(&chunk);
                 rest = Some(buf);
@@ -182,11 +146,7 @@ async fn read_body(
 }
 
 /// 413 with `connection: close`, after draining (bounded) what the client is still sending.
-async fn reject_oversized(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    limit: usize,
-) -> Result<bool> {
+async fn reject_oversized(session: &mut Session, ctx: &mut RequestCtx, limit: usize) -> Result<bool> {
     session.set_keepalive(None);
     if !expects_continue(session) {
         let _ = tokio::time::timeout(OVERSIZE_DRAIN_TIME, async {
@@ -217,11 +177,7 @@ fn classify(session: &Session) -> Action {
     let path = req.uri.path();
     let get = req.method == Method::GET;
     if let Some(e) = Endpoint::from_path(path) {
-        return if req.method == Method::POST {
-            Action::Proxy(e)
-        } else {
-            Action::MethodNotAllowed
-        };
+        return if req.method == Method::POST { Action::Proxy(e) } else { Action::MethodNotAllowed };
     }
     match path.trim_end_matches('/') {
         "/healthz" if get => Action::Health,

@@ -20,10 +20,8 @@ pub fn upstream_head(resp: &mut ResponseHeader, ctx: &mut RequestCtx) {
     if let Some(theirs) = resp.remove_header("x-request-id") {
         let _ = resp.insert_header("x-upstream-request-id", theirs);
     }
-    ctx.event_stream = resp
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    ctx.event_stream =
+        resp.headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
 }
 
 /// Phase: just before the head goes to the client. Adds the gateway's headers.
@@ -33,10 +31,7 @@ pub fn downstream_head(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Resul
         resp.insert_header("x-switchyard-provider", target.upstream.name_header.clone())?;
         resp.insert_header("x-switchyard-model", target.model_header.clone())?;
     }
-    resp.insert_header(
-        "x-switchyard-overhead-us",
-        HeaderValue::from(ctx.overhead_us(Instant::now())),
-    )?;
+    resp.insert_header("x-switchyard-overhead-us", HeaderValue::from(ctx.overhead_us(Instant::now())))?;
     Ok(())
 }
 
@@ -63,15 +58,10 @@ pub fn upstream_body(end_of_stream: bool, ctx: &mut RequestCtx) -> Result<()> {
 /// Maps a failure to what the client sees: an OpenAI JSON error when nothing was sent yet, an
 /// SSE `error` event when a stream was already under way.
 pub async fn fail(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
-    let provider = ctx
-        .target()
-        .map(|t| t.upstream.name.clone())
-        .unwrap_or_else(|| "-".into());
+    let provider = ctx.target().map(|t| t.upstream.name.clone()).unwrap_or_else(|| "-".into());
     let detail = e.to_string();
     let err = match e.etype() {
-        ErrorType::HTTPStatus(code) if *code < 500 => {
-            GatewayError::bad_request(detail, "bad_request")
-        }
+        ErrorType::HTTPStatus(code) if *code < 500 => GatewayError::bad_request(detail, "bad_request"),
         ErrorType::ConnectTimedout
         | ErrorType::ReadTimedout
         | ErrorType::WriteTimedout
@@ -80,10 +70,7 @@ pub async fn fail(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> Fai
             ErrorSource::Downstream => {
                 // The client went away (or sent garbage mid-body): nobody to answer.
                 ctx.status = 0;
-                return FailToProxy {
-                    error_code: 0,
-                    can_reuse_downstream: false,
-                };
+                return FailToProxy { error_code: 0, can_reuse_downstream: false };
             }
             ErrorSource::Internal => GatewayError::Internal(detail),
             _ => GatewayError::UpstreamUnreachable { provider, detail },
@@ -92,23 +79,12 @@ pub async fn fail(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> Fai
     log::warn!("{} failed: {err}", ctx.request_id.to_str().unwrap_or("-"));
     if session.response_written().is_some() {
         if ctx.event_stream {
-            let event = format!(
-                "event: error\ndata: {}\n\n",
-                String::from_utf8_lossy(&err.to_json())
-            );
-            let _ = session
-                .write_response_body(Some(Bytes::from(event)), true)
-                .await;
+            let event = format!("event: error\ndata: {}\n\n", String::from_utf8_lossy(&err.to_json()));
+            let _ = session.write_response_body(Some(Bytes::from(event)), true).await;
         }
-        return FailToProxy {
-            error_code: ctx.status,
-            can_reuse_downstream: false,
-        };
+        return FailToProxy { error_code: ctx.status, can_reuse_downstream: false };
     }
     let status = err.status();
     let _ = answer_error(session, ctx, err).await;
-    FailToProxy {
-        error_code: status,
-        can_reuse_downstream: false,
-    }
+    FailToProxy { error_code: status, can_reuse_downstream: false }
 }

@@ -23,9 +23,7 @@ pub async fn peer(session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<Htt
             body_swap::arm(session, replay).await?;
         }
     }
-    let target = ctx
-        .target()
-        .ok_or_else(|| Error::explain(ErrorType::InternalError, "no target chosen"))?;
+    let target = ctx.target().ok_or_else(|| Error::explain(ErrorType::InternalError, "no target chosen"))?;
     match target.upstream.peer().await {
         Ok(peer) => Ok(Box::new(peer)),
         Err(e) => Err(Error::create(
@@ -39,28 +37,15 @@ pub async fn peer(session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<Htt
 
 /// Phase: after the upstream connection is ready, before the request head is sent. Points the
 /// request at the provider's path and replaces client credentials with the provider's.
-pub fn rewrite_request(
-    session: &Session,
-    req: &mut RequestHeader,
-    ctx: &mut RequestCtx,
-) -> Result<()> {
+pub fn rewrite_request(session: &Session, req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {
     let (Some(target), Some(endpoint)) = (ctx.target(), ctx.endpoint) else {
         return Err(Error::explain(ErrorType::InternalError, "no target chosen"));
     };
     let up = &target.upstream;
     let path = up.path_for(endpoint, session.req_header().uri.query());
-    req.set_uri(
-        http::Uri::try_from(path)
-            .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?,
-    );
+    req.set_uri(http::Uri::try_from(path).map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?);
     // The client's credentials are for Switchyard, never for the provider.
-    for h in [
-        "authorization",
-        "x-api-key",
-        "api-key",
-        "proxy-authorization",
-        "accept-encoding",
-    ] {
+    for h in ["authorization", "x-api-key", "api-key", "proxy-authorization", "accept-encoding"] {
         req.remove_header(h);
     }
     req.insert_header(http::header::HOST, up.host_header.clone())?;
@@ -83,12 +68,7 @@ pub fn on_connect_error(ctx: &RequestCtx, mut e: Box<Error>) -> Box<Error> {
 
 /// Errors while proxying: retry only when the failure came from reusing a pooled connection and
 /// nothing has reached the client yet.
-pub fn on_proxy_error(
-    session: &Session,
-    ctx: &RequestCtx,
-    mut e: Box<Error>,
-    client_reused: bool,
-) -> Box<Error> {
+pub fn on_proxy_error(session: &Session, ctx: &RequestCtx, mut e: Box<Error>, client_reused: bool) -> Box<Error> {
     e.retry.decide_reuse(client_reused);
     if session.response_written().is_some() || ctx.attempts >= MAX_ATTEMPTS {
         e.set_retry(false);

@@ -74,25 +74,16 @@ impl RouteTable {
                 }
                 targets.push(Target {
                     upstream,
-                    model_json: Bytes::from(
-                        serde_json::to_string(&t.model).map_err(|e| e.to_string())?,
-                    ),
+                    model_json: Bytes::from(serde_json::to_string(&t.model).map_err(|e| e.to_string())?),
                     model_header: http::HeaderValue::from_str(&t.model).map_err(|_| {
-                        format!(
-                            "model `{name}`: upstream model `{}` is not a valid header value",
-                            t.model
-                        )
+                        format!("model `{name}`: upstream model `{}` is not a valid header value", t.model)
                     })?,
                     model: t.model.clone(),
                     weight: t.weight,
                 });
             }
-            let unusable = targets.is_empty().then(|| {
-                format!(
-                    "Model `{name}` has no usable target: {}",
-                    reasons.join("; ")
-                )
-            });
+            let unusable =
+                targets.is_empty().then(|| format!("Model `{name}` has no usable target: {}", reasons.join("; ")));
             let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
             routes.insert(
                 name.clone(),
@@ -108,14 +99,9 @@ impl RouteTable {
                 "id": name, "object": "model", "created": created, "owned_by": "switchyard"
             }));
         }
-        let models_body =
-            Bytes::from(serde_json::json!({ "object": "list", "data": listing }).to_string());
+        let models_body = Bytes::from(serde_json::json!({ "object": "list", "data": listing }).to_string());
         let known = config.models.keys().cloned().collect::<Vec<_>>().join(", ");
-        Ok(RouteTable {
-            routes,
-            models_body,
-            known,
-        })
+        Ok(RouteTable { routes, models_body, known })
     }
 
     pub fn get(&self, model: &str) -> Option<&Arc<Route>> {
@@ -123,10 +109,7 @@ impl RouteTable {
     }
 
     pub fn usable_models(&self) -> usize {
-        self.routes
-            .values()
-            .filter(|r| r.unusable.is_none())
-            .count()
+        self.routes.values().filter(|r| r.unusable.is_none()).count()
     }
 }
 
@@ -142,8 +125,7 @@ fn smooth_weighted_schedule(weights: &[u32]) -> Vec<u16> {
     if total > 4096 {
         // Keep the cycle short; proportions stay within 1/4096.
         let scale = total as f64 / 4096.0;
-        w.iter_mut()
-            .for_each(|x| *x = ((*x as f64 / scale).round() as i64).max(1));
+        w.iter_mut().for_each(|x| *x = ((*x as f64 / scale).round() as i64).max(1));
         total = w.iter().sum();
     }
     let mut current = vec![0i64; w.len()];

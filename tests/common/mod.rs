@@ -9,11 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Waits until `GET url` answers 200, or panics after 15 s.
@@ -21,10 +17,7 @@ pub fn wait_ready(url: &str, child: &mut Child, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "process exited early ({status}); log:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
+            panic!("process exited early ({status}); log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
         }
         if let Ok(resp) = ureq_get(url) {
             if resp == 200 {
@@ -44,21 +37,13 @@ pub fn wait_ready(url: &str, child: &mut Child, log: &Path) {
 fn ureq_get(url: &str) -> std::io::Result<u16> {
     use std::io::Read;
     let rest = url.trim_start_matches("http://");
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let mut s = std::net::TcpStream::connect(host)?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
-    buf.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other("bad response"))
+    buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::Error::other("bad response"))
 }
 
 pub struct Mock {
@@ -79,16 +64,8 @@ impl Mock {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        wait_ready(
-            &format!("http://127.0.0.1:{port}/healthz"),
-            &mut child,
-            &log,
-        );
-        Mock {
-            child,
-            port,
-            _dir: dir,
-        }
+        wait_ready(&format!("http://127.0.0.1:{port}/healthz"), &mut child, &log);
+        Mock { child, port, _dir: dir }
     }
 
     pub fn base_url(&self) -> String {
@@ -96,21 +73,11 @@ impl Mock {
     }
 
     pub async fn stats(&self) -> serde_json::Value {
-        reqwest::get(format!("http://127.0.0.1:{}/mock/stats", self.port))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        reqwest::get(format!("http://127.0.0.1:{}/mock/stats", self.port)).await.unwrap().json().await.unwrap()
     }
 
     pub async fn last(&self) -> serde_json::Value {
-        reqwest::get(format!("http://127.0.0.1:{}/mock/last", self.port))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        reqwest::get(format!("http://127.0.0.1:{}/mock/last", self.port)).await.unwrap().json().await.unwrap()
     }
 }
 
@@ -152,20 +119,11 @@ impl Gateway {
         let admin_port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("gateway.yaml");
-        std::fs::write(
-            &config_path,
-            config_with(port, admin_port, server_extra, body),
-        )
-        .unwrap();
+        std::fs::write(&config_path, config_with(port, admin_port, server_extra, body)).unwrap();
         Self::start_with_file(dir, config_path, port, admin_port)
     }
 
-    pub fn start_with_file(
-        dir: tempfile::TempDir,
-        config_path: PathBuf,
-        port: u16,
-        admin_port: u16,
-    ) -> Gateway {
+    pub fn start_with_file(dir: tempfile::TempDir, config_path: PathBuf, port: u16, admin_port: u16) -> Gateway {
         let log_path = dir.path().join("gateway.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args(["serve", "--config"])
@@ -175,24 +133,9 @@ impl Gateway {
             .stderr(std::fs::File::create(&log_path).unwrap())
             .spawn()
             .unwrap();
-        wait_ready(
-            &format!("http://127.0.0.1:{port}/healthz"),
-            &mut child,
-            &log_path,
-        );
-        wait_ready(
-            &format!("http://127.0.0.1:{admin_port}/healthz"),
-            &mut child,
-            &log_path,
-        );
-        Gateway {
-            child,
-            port,
-            admin_port,
-            config_path,
-            log_path,
-            dir,
-        }
+        wait_ready(&format!("http://127.0.0.1:{port}/healthz"), &mut child, &log_path);
+        wait_ready(&format!("http://127.0.0.1:{admin_port}/healthz"), &mut child, &log_path);
+        Gateway { child, port, admin_port, config_path, log_path, dir }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -209,18 +152,11 @@ impl Gateway {
 
     /// Rewrites the config body (keeping this gateway's ports).
     pub fn write_config(&self, server_extra: &str, body: &str) {
-        std::fs::write(
-            &self.config_path,
-            config_with(self.port, self.admin_port, server_extra, body),
-        )
-        .unwrap();
+        std::fs::write(&self.config_path, config_with(self.port, self.admin_port, server_extra, body)).unwrap();
     }
 
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        let status = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
     }
 }
@@ -233,10 +169,7 @@ impl Drop for Gateway {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
 }
 
 pub fn chat(model: &str, prompt: &str) -> serde_json::Value {

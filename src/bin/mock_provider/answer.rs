@@ -4,19 +4,17 @@
 use serde_json::Value;
 
 const FILLER: &[&str] = &[
-    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
-    "kilo", "lima", "mike", "november", "oscar", "papa",
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima",
+    "mike", "november", "oscar", "papa",
 ];
 
 /// Text of a message `content`: a string, or an array of `{type:"text", text}` parts.
 pub fn content_text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
+        Value::Array(parts) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")
+        }
         _ => String::new(),
     }
 }
@@ -34,11 +32,7 @@ pub fn last_user_text(body: &Value) -> String {
     }
     match body.get("prompt") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" "),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "),
         _ => String::new(),
     }
 }
@@ -47,11 +41,7 @@ pub fn last_user_text(body: &Value) -> String {
 pub fn prompt_tokens(body: &Value) -> u64 {
     let words = |s: &str| s.split_whitespace().count() as u64;
     if let Some(messages) = body.get("messages").and_then(Value::as_array) {
-        return messages
-            .iter()
-            .map(|m| 3 + m.get("content").map_or(0, |c| words(&content_text(c))))
-            .sum::<u64>()
-            + 3;
+        return messages.iter().map(|m| 3 + m.get("content").map_or(0, |c| words(&content_text(c)))).sum::<u64>() + 3;
     }
     words(&last_user_text(body)).max(1)
 }
@@ -67,17 +57,11 @@ pub fn answer_tokens(prompt: &str, n: usize) -> Vec<String> {
         let word = match words.get(i) {
             Some(w) => w,
             None => {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 FILLER[(seed >> 33) as usize % FILLER.len()]
             }
         };
-        out.push(if i == 0 {
-            word.to_string()
-        } else {
-            format!(" {word}")
-        });
+        out.push(if i == 0 { word.to_string() } else { format!(" {word}") });
     }
     out
 }
@@ -87,26 +71,17 @@ pub fn embedding(text: &str, dims: usize) -> Vec<f32> {
     let mut seed = fnv(text.as_bytes());
     let mut v: Vec<f32> = (0..dims)
         .map(|_| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect();
-    let norm = v
-        .iter()
-        .map(|x| x * x)
-        .sum::<f32>()
-        .sqrt()
-        .max(f32::EPSILON);
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::EPSILON);
     v.iter_mut().for_each(|x| *x /= norm);
     v
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }
 
 #[cfg(test)]
@@ -117,10 +92,7 @@ mod tests {
     fn answers_are_deterministic_and_sized() {
         let a = answer_tokens("hello world", 8);
         assert_eq!(a.len(), 8);
-        assert_eq!(
-            a.concat().split(' ').take(5).collect::<Vec<_>>(),
-            ["mock", "answer", "to:", "hello", "world"]
-        );
+        assert_eq!(a.concat().split(' ').take(5).collect::<Vec<_>>(), ["mock", "answer", "to:", "hello", "world"]);
         assert_eq!(a, answer_tokens("hello world", 8));
         assert_ne!(answer_tokens("a", 8), answer_tokens("b", 8));
     }

@@ -25,11 +25,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Behaviour knobs. Each flag has an `x-mock-<flag>` request header that overrides it.
 #[derive(Parser, Debug, Clone)]
-#[command(
-    name = "mock-provider",
-    version,
-    about = "OpenAI-compatible mock upstream for Switchyard tests"
-)]
+#[command(name = "mock-provider", version, about = "OpenAI-compatible mock upstream for Switchyard tests")]
 pub struct Knobs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9001")]
@@ -62,10 +58,8 @@ pub struct Knobs {
 
 fn main() -> std::io::Result<()> {
     let knobs = Knobs::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(knobs.threads.max(1))
-        .enable_all()
-        .build()?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(knobs.threads.max(1)).enable_all().build()?;
     runtime.block_on(serve(knobs))
 }
 
@@ -82,10 +76,7 @@ async fn serve(knobs: Knobs) -> std::io::Result<()> {
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(openai::handle(state, req).await) }
             });
-            let _ = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }

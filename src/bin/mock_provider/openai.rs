@@ -40,12 +40,7 @@ pub struct State {
 
 impl State {
     pub fn new(knobs: Knobs) -> Self {
-        State {
-            knobs,
-            counters: Counters::default(),
-            last: Mutex::new(Value::Null),
-            next_id: AtomicU64::new(1),
-        }
+        State { knobs, counters: Counters::default(), last: Mutex::new(Value::Null), next_id: AtomicU64::new(1) }
     }
 }
 
@@ -84,16 +79,12 @@ fn full(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Moc
 }
 
 fn error(status: u16, message: &str, kind: &str, code: &str) -> Response<MockBody> {
-    let body =
-        json!({ "error": { "message": message, "type": kind, "param": null, "code": code } });
+    let body = json!({ "error": { "message": message, "type": kind, "param": null, "code": code } });
     full(status, "application/json", body.to_string())
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody> {
@@ -121,58 +112,23 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockB
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
     let b = behaviour(&state.knobs, &req);
     if let Some(key) = &state.knobs.require_key {
-        let ok = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            == Some(&format!("Bearer {key}"));
+        let ok = req.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {key}"));
         if !ok {
-            return error(
-                401,
-                "Incorrect API key provided.",
-                "invalid_request_error",
-                "invalid_api_key",
-            );
+            return error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key");
         }
     }
-    let seen_auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let seen_host = req
-        .headers()
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let seen_request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let seen_auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let seen_host = req.headers().get("host").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let seen_request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
     let query = req.uri().query().map(str::to_string);
     let body_bytes = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return error(
-                400,
-                "could not read body",
-                "invalid_request_error",
-                "bad_body",
-            )
-        }
+        Err(_) => return error(400, "could not read body", "invalid_request_error", "bad_body"),
     };
     let body: Value = if method == Method::POST {
         match serde_json::from_slice(&body_bytes) {
             Ok(v) => v,
-            Err(e) => {
-                return error(
-                    400,
-                    &format!("invalid JSON: {e}"),
-                    "invalid_request_error",
-                    "invalid_json",
-                )
-            }
+            Err(e) => return error(400, &format!("invalid JSON: {e}"), "invalid_request_error", "invalid_json"),
         }
     } else {
         Value::Null
@@ -199,53 +155,19 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockB
                 .iter()
                 .map(|id| json!({ "id": id, "object": "model", "created": 0, "owned_by": "mock" }))
                 .collect();
-            full(
-                200,
-                "application/json",
-                json!({ "object": "list", "data": data }).to_string(),
-            )
+            full(200, "application/json", json!({ "object": "list", "data": data }).to_string())
         }
-        _ => error(
-            404,
-            &format!("Unknown path {path}"),
-            "invalid_request_error",
-            "unknown_url",
-        ),
+        _ => error(404, &format!("Unknown path {path}"), "invalid_request_error", "unknown_url"),
     }
 }
 
 fn fail(status: u16, retry_after: u64) -> Response<MockBody> {
     let mut resp = match status {
-        429 => error(
-            429,
-            "Rate limit reached for requests",
-            "requests",
-            "rate_limit_exceeded",
-        ),
-        500 => error(
-            500,
-            "The server had an error while processing your request.",
-            "server_error",
-            "server_error",
-        ),
-        503 => error(
-            503,
-            "The engine is currently overloaded, please try again later.",
-            "server_error",
-            "overloaded",
-        ),
-        400 => error(
-            400,
-            "Invalid request (mock).",
-            "invalid_request_error",
-            "invalid_request",
-        ),
-        s => error(
-            s,
-            &format!("Mock failure with status {s}"),
-            "server_error",
-            "mock_failure",
-        ),
+        429 => error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded"),
+        500 => error(500, "The server had an error while processing your request.", "server_error", "server_error"),
+        503 => error(503, "The engine is currently overloaded, please try again later.", "server_error", "overloaded"),
+        400 => error(400, "Invalid request (mock).", "invalid_request_error", "invalid_request"),
+        s => error(s, &format!("Mock failure with status {s}"), "server_error", "mock_failure"),
     };
     if status == 429 {
         resp.headers_mut().insert("retry-after", retry_after.into());
@@ -254,11 +176,7 @@ fn fail(status: u16, retry_after: u64) -> Response<MockBody> {
 }
 
 fn completion(state: &Arc<State>, body: &Value, b: &Behaviour, chat: bool) -> Response<MockBody> {
-    let model = body
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("mock-1")
-        .to_string();
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("mock-1").to_string();
     let prompt = answer::last_user_text(body);
     let tokens = answer::answer_tokens(&prompt, b.answer_tokens);
     let prompt_tokens = answer::prompt_tokens(body);
@@ -268,11 +186,7 @@ fn completion(state: &Arc<State>, body: &Value, b: &Behaviour, chat: bool) -> Re
         "total_tokens": prompt_tokens + tokens.len() as u64,
     });
     let n = state.next_id.fetch_add(1, Ordering::Relaxed);
-    let id = if chat {
-        format!("chatcmpl-mock-{n}")
-    } else {
-        format!("cmpl-mock-{n}")
-    };
+    let id = if chat { format!("chatcmpl-mock-{n}") } else { format!("cmpl-mock-{n}") };
     let created = now_secs();
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     if !stream {
@@ -293,10 +207,7 @@ fn completion(state: &Arc<State>, body: &Value, b: &Behaviour, chat: bool) -> Re
         return full(200, "application/json", out.to_string());
     }
 
-    let include_usage = body
-        .pointer("/stream_options/include_usage")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
     let chunk = |choice: Value| {
         let mut c = if chat {
             json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [choice] })
@@ -325,11 +236,7 @@ fn completion(state: &Arc<State>, body: &Value, b: &Behaviour, chat: bool) -> Re
         chunk(json!({ "index": 0, "text": "", "logprobs": null, "finish_reason": "stop" }))
     });
     if include_usage {
-        let obj = if chat {
-            "chat.completion.chunk"
-        } else {
-            "text_completion"
-        };
+        let obj = if chat { "chat.completion.chunk" } else { "text_completion" };
         let c = json!({ "id": id, "object": obj, "created": created, "model": model, "choices": [], "usage": usage });
         events.push(Bytes::from(format!("data: {c}\n\n")));
     }
@@ -338,13 +245,9 @@ fn completion(state: &Arc<State>, body: &Value, b: &Behaviour, chat: bool) -> Re
 }
 
 fn stream_events(state: &Arc<State>, events: Vec<Bytes>, b: &Behaviour) -> Response<MockBody> {
-    state
-        .counters
-        .streams_started
-        .fetch_add(1, Ordering::Relaxed);
+    state.counters.streams_started.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
-    let gap =
-        (b.tokens_per_sec > 0).then(|| Duration::from_secs_f64(1.0 / b.tokens_per_sec as f64));
+    let gap = (b.tokens_per_sec > 0).then(|| Duration::from_secs_f64(1.0 / b.tokens_per_sec as f64));
     let cut = b.cut_after_chunks;
     let state = state.clone();
     tokio::spawn(async move {
@@ -353,12 +256,7 @@ fn stream_events(state: &Arc<State>, events: Vec<Bytes>, b: &Behaviour) -> Respo
                 // Let the chunks already sent leave the socket, as they would before a real cut.
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 state.counters.streams_cut.fetch_add(1, Ordering::Relaxed);
-                let _ = tx
-                    .send(Err(io::Error::new(
-                        io::ErrorKind::ConnectionAborted,
-                        "mock cut",
-                    )))
-                    .await;
+                let _ = tx.send(Err(io::Error::new(io::ErrorKind::ConnectionAborted, "mock cut"))).await;
                 return;
             }
             if i > 0 {
@@ -367,17 +265,11 @@ fn stream_events(state: &Arc<State>, events: Vec<Bytes>, b: &Behaviour) -> Respo
                 }
             }
             if tx.send(Ok(event)).await.is_err() {
-                state
-                    .counters
-                    .streams_cancelled
-                    .fetch_add(1, Ordering::Relaxed);
+                state.counters.streams_cancelled.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         }
-        state
-            .counters
-            .streams_completed
-            .fetch_add(1, Ordering::Relaxed);
+        state.counters.streams_completed.fetch_add(1, Ordering::Relaxed);
     });
     Response::builder()
         .status(200)
@@ -396,43 +288,20 @@ struct ChannelBody {
 impl Body for ChannelBody {
     type Data = Bytes;
     type Error = io::Error;
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         self.rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data)))
     }
 }
 
 fn embeddings(body: &Value) -> Response<MockBody> {
-    let model = body
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("mock-embed");
-    let dims = body
-        .get("dimensions")
-        .and_then(Value::as_u64)
-        .unwrap_or(8)
-        .clamp(1, 4096) as usize;
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("mock-embed");
+    let dims = body.get("dimensions").and_then(Value::as_u64).unwrap_or(8).clamp(1, 4096) as usize;
     let inputs: Vec<String> = match body.get("input") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-            .collect(),
-        _ => {
-            return error(
-                400,
-                "'input' must be a string or an array",
-                "invalid_request_error",
-                "invalid_input",
-            )
-        }
+        Some(Value::Array(a)) => a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect(),
+        _ => return error(400, "'input' must be a string or an array", "invalid_request_error", "invalid_input"),
     };
-    let tokens: usize = inputs
-        .iter()
-        .map(|s| s.split_whitespace().count().max(1))
-        .sum();
+    let tokens: usize = inputs.iter().map(|s| s.split_whitespace().count().max(1)).sum();
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
