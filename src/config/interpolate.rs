@@ -27,17 +27,18 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
                     format!("invalid environment variable name `{name}` in `${{{expr}}}`"),
                 ));
             }
-            let value =
-                match (lookup(name), default) {
-                    (Some(v), _) => v,
-                    (None, Some(d)) => d.to_string(),
-                    (None, None) => return Err(ConfigError::at(
+            let value = match (lookup(name), default) {
+                (Some(v), _) => v,
+                (None, Some(d)) => d.to_string(),
+                (None, None) => {
+                    return Err(ConfigError::at(
                         line_no,
                         format!(
                             "environment variable `{name}` is not set (use `${{{name}:-default}}` to make it optional)"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             if value.contains('\n') {
                 return Err(ConfigError::at(line_no, format!("environment variable `{name}` contains a newline")));
             }
