@@ -3,10 +3,8 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pingora::http::RequestHeader;
-use switchyard::config::Config;
 use switchyard::providers::{openai, Endpoint};
 use switchyard::proxy::serialize_request;
-use switchyard::routing::RouteTable;
 
 fn body(prompt_bytes: usize) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
@@ -63,16 +61,5 @@ fn rewrite_and_serialize(c: &mut Criterion) {
     c.bench_function("serialize_request_2k", |bench| bench.iter(|| serialize_request(black_box(&req), black_box(&b))));
 }
 
-fn route_pick(c: &mut Criterion) {
-    let cfg = Config::parse(
-        "providers:\n  a: { kind: openai, base_url: \"http://127.0.0.1:1/v1\" }\n  b: { kind: openai, base_url: \"http://127.0.0.1:2/v1\" }\n\
-         models:\n  m: { targets: [ { provider: a, model: x, weight: 3 }, { provider: b, model: y } ] }\n",
-        |_| None,
-    )
-    .unwrap();
-    let table = RouteTable::build(&cfg, 0).unwrap();
-    c.bench_function("route_lookup_and_pick", |bench| bench.iter(|| table.get(black_box("m")).unwrap().pick()));
-}
-
-criterion_group!(benches, parse, rewrite_and_serialize, route_pick);
+criterion_group!(benches, parse, rewrite_and_serialize);
 criterion_main!(benches);

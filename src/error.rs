@@ -24,8 +24,25 @@ pub enum GatewayError {
     UpstreamUnreachable { provider: String, detail: String },
     #[error("Upstream provider `{provider}` timed out: {detail}")]
     UpstreamTimeout { provider: String, detail: String },
+    #[error("Provider `{provider}` does not serve model `{model}` (x-switchyard-provider)")]
+    PinnedProviderNotServing { provider: String, model: String },
+    /// Every attempt failed (or no target could be tried); `status` follows the contract:
+    /// 429 if all were 429s, 503 if none was usable, 504 if all timed out, else 502.
+    #[error("{message}")]
+    AttemptsFailed { status: u16, message: String, attempts: Vec<AttemptSummary>, retry_after: Option<u64> },
     #[error("Internal gateway error: {0}")]
     Internal(String),
+}
+
+/// One attempt in an `AttemptsFailed` error: `{"provider","model","status" | "error"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AttemptSummary {
+    pub provider: String,
+    pub model: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl GatewayError {
@@ -35,7 +52,8 @@ impl GatewayError {
 
     pub fn status(&self) -> u16 {
         match self {
-            GatewayError::BadRequest { .. } => 400,
+            GatewayError::BadRequest { .. } | GatewayError::PinnedProviderNotServing { .. } => 400,
+            GatewayError::AttemptsFailed { status, .. } => *status,
             GatewayError::ModelNotFound { .. } | GatewayError::PathNotFound(_) => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
             GatewayError::BodyTooLarge { .. } => 413,
@@ -53,7 +71,10 @@ impl GatewayError {
             | GatewayError::ModelNotFound { .. }
             | GatewayError::PathNotFound(_)
             | GatewayError::MethodNotAllowed { .. }
-            | GatewayError::BodyTooLarge { .. } => "invalid_request_error",
+            | GatewayError::BodyTooLarge { .. }
+            | GatewayError::PinnedProviderNotServing { .. } => "invalid_request_error",
+            GatewayError::AttemptsFailed { status: 429, .. } => "rate_limit_error",
+            GatewayError::AttemptsFailed { .. } => "upstream_error",
             GatewayError::NoUsableTarget(_)
             | GatewayError::UpstreamUnreachable { .. }
             | GatewayError::UpstreamTimeout { .. } => "upstream_error",
@@ -72,6 +93,14 @@ impl GatewayError {
             GatewayError::NoUsableTarget(_) => "no_usable_target",
             GatewayError::UpstreamUnreachable { .. } => "upstream_unreachable",
             GatewayError::UpstreamTimeout { .. } => "upstream_timeout",
+            GatewayError::PinnedProviderNotServing { .. } => "provider_not_serving_model",
+            GatewayError::AttemptsFailed { status: 429, .. } => "rate_limit_exceeded",
+            GatewayError::AttemptsFailed { status: 503, .. } => "no_usable_target",
+            GatewayError::AttemptsFailed { status: 504, .. } => "upstream_timeout",
+            GatewayError::AttemptsFailed { attempts, .. } if attempts.iter().all(|a| a.error.is_some()) => {
+                "upstream_unreachable"
+            }
+            GatewayError::AttemptsFailed { .. } => "all_attempts_failed",
             GatewayError::Internal(_) => "internal_error",
         }
     }
@@ -80,13 +109,23 @@ impl GatewayError {
         match self {
             GatewayError::BadRequest { param, .. } => *param,
             GatewayError::ModelNotFound { .. } => Some("model"),
+            GatewayError::PinnedProviderNotServing { .. } => Some("x-switchyard-provider"),
             _ => None,
         }
     }
 
-    /// `{"error":{"message","type","param","code"}}` — the shape every OpenAI SDK parses.
+    /// Seconds for a `Retry-After` header, when the gateway has one to give.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            GatewayError::AttemptsFailed { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// `{"error":{"message","type","param","code"}}` — the shape every OpenAI SDK parses —
+    /// plus `attempts` when several providers were tried.
     pub fn to_json(&self) -> Bytes {
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "error": {
                 "message": self.to_string(),
                 "type": self.kind(),
@@ -94,6 +133,9 @@ impl GatewayError {
                 "code": self.code(),
             }
         });
+        if let GatewayError::AttemptsFailed { attempts, .. } = self {
+            body["error"]["attempts"] = serde_json::to_value(attempts).unwrap_or_default();
+        }
         Bytes::from(body.to_string())
     }
 }

@@ -14,6 +14,7 @@ use crate::config::live::Live;
 use crate::config::watch::ConfigWatcher;
 use crate::config::ConfigError;
 use crate::proxy::Gateway;
+use crate::routing::health::HealthProber;
 use crate::shutdown::DrainingShutdown;
 
 /// Loads the config and serves until a shutdown signal. Returns only on a startup error.
@@ -40,10 +41,12 @@ pub fn serve(config_path: PathBuf) -> Result<(), ConfigError> {
     admin.threads = Some(1);
 
     let watcher = background_service("config watcher", ConfigWatcher::new(live.clone()));
+    let prober = background_service("health checks", HealthProber::new(live.clone()));
 
     server.add_service(gateway);
     server.add_service(admin);
     server.add_service(watcher);
+    server.add_service(prober);
     info!(
         "switchyard {} listening on {} (admin {}), {} model(s), config version {}",
         env!("CARGO_PKG_VERSION"),

@@ -113,9 +113,8 @@ async fn slow_upstream_gets_504() {
 async fn upstream_errors_pass_through_with_status_and_body() {
     let mock = Mock::start(&[]);
     let gw = Gateway::start("", &demo_body(&mock));
-    for (status, code) in
-        [(400, "invalid_request"), (422, "mock_failure"), (429, "rate_limit_exceeded"), (500, "server_error")]
-    {
+    // Statuses outside `retry.on_status` are the provider's own answer: passed through as is.
+    for (status, code) in [(400, "invalid_request"), (401, "mock_failure"), (422, "mock_failure")] {
         let resp = client()
             .post(gw.url("/v1/chat/completions"))
             .header("x-mock-fail-status", status.to_string())
@@ -123,10 +122,8 @@ async fn upstream_errors_pass_through_with_status_and_body() {
             .send()
             .await
             .unwrap();
-        if status == 429 {
-            assert_eq!(resp.headers()["retry-after"], "1");
-        }
         assert_eq!(resp.headers()["x-switchyard-provider"], "mock");
+        assert_eq!(resp.headers()["x-switchyard-attempts"], "1");
         let (s, b) = error_of(resp).await;
         assert_eq!((s, b["error"]["code"].as_str()), (status, Some(code)));
     }
@@ -172,4 +169,39 @@ async fn garbage_never_kills_the_gateway() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn retryable_statuses_become_one_aggregated_error() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start("", &demo_body(&mock));
+    // A single target: nothing else to try, so the gateway gives up with the contract's status.
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("x-mock-fail-status", "500")
+        .json(&chat("demo", "x"))
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = error_of(resp).await;
+    assert_eq!(s, 502);
+    assert!(b["error"]["message"].as_str().unwrap().contains("mock (mock-1): HTTP 500"), "{b}");
+
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("x-mock-fail-status", "429")
+        .header("x-mock-retry-after", "7")
+        .json(&chat("demo", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["retry-after"], "7");
+    let (s, b) = error_of(resp).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (429, Some("rate_limit_exceeded")));
+    assert_eq!(b["error"]["attempts"], json!([{ "provider": "mock", "model": "mock-1", "status": 429 }]));
+
+    // The 429's Retry-After cooled the only target down: the next request finds nothing usable.
+    let (s, b) =
+        error_of(client().post(gw.url("/v1/chat/completions")).json(&chat("demo", "x")).send().await.unwrap()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (503, Some("no_usable_target")));
 }

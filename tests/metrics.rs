@@ -19,15 +19,22 @@ async fn requests_are_counted_by_model_provider_and_status() {
         .send()
         .await
         .unwrap();
-    assert_eq!(fail.status(), 500);
+    assert_eq!(fail.status(), 502, "a retryable 500 from the only target ends as the aggregated 502");
     assert_eq!(c.post(gw.url("/v1/chat/completions")).json(&chat("nope", "m")).send().await.unwrap().status(), 404);
 
     let text = c.get(gw.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(text.contains(r#"switchyard_requests_total{model="demo",provider="mock",status="200"} 3"#), "{text}");
-    assert!(text.contains(r#"switchyard_requests_total{model="demo",provider="mock",status="500"} 1"#), "{text}");
+    assert!(text.contains(r#"switchyard_requests_total{model="demo",provider="switchyard",status="502"} 1"#), "{text}");
     assert!(text.contains(r#"switchyard_requests_total{model="-",provider="switchyard",status="404"} 1"#), "{text}");
     assert!(text.contains(r#"switchyard_request_duration_seconds_count{model="demo",provider="mock",status="200"} 3"#));
     assert!(text.contains(r#"switchyard_upstream_duration_seconds_count{model="demo",provider="mock",status="200"} 3"#));
     assert!(text.contains("switchyard_config_reload_total"));
     assert!(text.contains("switchyard_in_flight_requests 0"), "{text}");
+    assert!(
+        text.contains(r#"switchyard_upstream_attempts_total{model="demo",outcome="500",provider="mock"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"switchyard_upstream_attempts_total{model="demo",outcome="ok",provider="mock"} 3"#));
+    assert!(text.contains(r#"switchyard_circuit_state{model="demo",provider="mock",upstream_model="mock-1"} 0"#));
+    assert!(text.contains(r#"switchyard_target_healthy{model="demo",provider="mock",upstream_model="mock-1"} 1"#));
 }

@@ -44,8 +44,10 @@ impl ServeHttp for Admin {
         let _ = session.drain_request_body().await;
         match (method, path.as_str()) {
             (Method::GET, "/metrics") => {
+                self.live.snapshot().routes.export_gauges();
                 respond(200, "text/plain; version=0.0.4; charset=utf-8", metrics::get().render())
             }
+            (Method::GET, "/admin/health") => json(200, self.live.snapshot().routes.health_report()),
             (Method::GET, "/admin/config") => json(200, self.live.describe()),
             (Method::POST, "/admin/reload") => match reload_off_thread(self.live.clone()).await {
                 Ok(version) => json(200, serde_json::json!({ "status": "ok", "version": version })),
@@ -57,7 +59,7 @@ impl ServeHttp for Admin {
                 ),
             },
             (Method::GET, "/healthz") => json(200, serde_json::json!({ "status": "ok" })),
-            (_, "/metrics" | "/admin/config" | "/admin/reload" | "/healthz") => {
+            (_, "/metrics" | "/admin/config" | "/admin/reload" | "/admin/health" | "/healthz") => {
                 let err = GatewayError::MethodNotAllowed { method: session.req_header().method.to_string(), path };
                 respond(err.status(), "application/json", err.to_json().to_vec())
             }

@@ -23,10 +23,10 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn build(config: Config, version: u64) -> Result<Snapshot, ConfigError> {
+    pub fn build(config: Config, version: u64, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigError> {
         let loaded_at = SystemTime::now();
         let created = loaded_at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let routes = RouteTable::build(&config, created).map_err(ConfigError::new)?;
+        let routes = RouteTable::build(&config, created, previous.map(|p| &p.routes)).map_err(ConfigError::new)?;
         Ok(Snapshot { version, loaded_at, config, routes })
     }
 }
@@ -45,7 +45,7 @@ impl Live {
     pub fn load(path: PathBuf) -> Result<Arc<Live>, ConfigError> {
         let config = Config::load(&path)?;
         log_warnings(&config);
-        let snapshot = Snapshot::build(config, 1)?;
+        let snapshot = Snapshot::build(config, 1, None)?;
         Ok(Arc::new(Live {
             path,
             current: ArcSwap::from_pointee(snapshot),
@@ -67,10 +67,11 @@ impl Live {
     /// Blocking (file read, DNS): call it off the request path.
     pub fn reload(&self) -> Result<u64, ConfigError> {
         let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let next_version = self.current.load().version + 1;
+        let previous = self.current.load_full();
+        let next_version = previous.version + 1;
         let result = Config::load(&self.path).and_then(|c| {
             log_warnings(&c);
-            Snapshot::build(c, next_version)
+            Snapshot::build(c, next_version, Some(&previous))
         });
         match result {
             Ok(snapshot) => {

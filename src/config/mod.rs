@@ -67,8 +67,60 @@ pub struct ProviderConfig {
     pub api_key: Option<String>,
     pub headers: Vec<(String, String)>,
     pub timeouts: Timeouts,
+    pub health_check: Option<HealthCheckConfig>,
     /// Why this provider cannot be used (e.g. its key resolved empty); `None` when usable.
     pub disabled: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckConfig {
+    /// `None`: TCP connect probe; `Some(path)`: HTTP GET of base path + `path`.
+    pub http_path: Option<String>,
+    pub expect_status: u16,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub failures: u32,
+    pub successes: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Weighted,
+    RoundRobin,
+    LeastLatency,
+    LeastBusy,
+    Cost,
+}
+
+impl Strategy {
+    fn parse(s: &str) -> Option<Strategy> {
+        Some(match s {
+            "weighted" => Strategy::Weighted,
+            "round-robin" => Strategy::RoundRobin,
+            "least-latency" => Strategy::LeastLatency,
+            "least-busy" => Strategy::LeastBusy,
+            "cost" => Strategy::Cost,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub on_status: Vec<u16>,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    pub deadline: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerPolicy {
+    pub consecutive_failures: u32,
+    pub cooldown: Duration,
+    pub error_rate: f64,
+    pub window: Duration,
+    pub min_requests: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +184,10 @@ impl BaseUrl {
 pub struct ModelConfig {
     pub name: String,
     pub targets: Vec<TargetConfig>,
+    pub strategy: Strategy,
+    pub fallbacks: Vec<String>,
+    pub retry: RetryPolicy,
+    pub breaker: BreakerPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -139,7 +195,11 @@ pub struct TargetConfig {
     pub provider: String,
     pub model: String,
     pub weight: u32,
+    pub cost_rank: u32,
 }
+
+/// Targets per model: selection state is a 64-bit mask per request.
+pub const MAX_TARGETS_PER_MODEL: usize = 64;
 
 impl Config {
     /// Reads, interpolates and validates a config file.
@@ -204,6 +264,37 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
                 line: line(),
             });
         }
+        let health_check = match &p.health_check {
+            None => None,
+            Some(h) => {
+                let http_path = match h.kind.as_str() {
+                    "http" => Some(format!("{}/{}", base_url.path, h.path.trim_start_matches('/'))),
+                    "tcp" => None,
+                    other => {
+                        return Err(ConfigError {
+                            message: format!("provider `{name}`: health_check.kind `{other}` (expected http or tcp)"),
+                            line: find_line(text, &["providers:", &format!("{name}:"), "health_check"]),
+                        })
+                    }
+                };
+                if h.interval_secs == 0 || h.timeout_ms == 0 || h.failures == 0 || h.successes == 0 {
+                    return Err(ConfigError {
+                        message: format!(
+                            "provider `{name}`: health_check interval_secs, timeout_ms, failures and successes must be at least 1"
+                        ),
+                        line: find_line(text, &["providers:", &format!("{name}:"), "health_check"]),
+                    });
+                }
+                Some(HealthCheckConfig {
+                    http_path,
+                    expect_status: h.expect_status,
+                    interval: Duration::from_secs(h.interval_secs),
+                    timeout: Duration::from_millis(h.timeout_ms),
+                    failures: h.failures,
+                    successes: h.successes,
+                })
+            }
+        };
         let disabled = match p.api_key.as_deref() {
             Some("") => {
                 let vars = hints.get(name.as_str()).cloned().unwrap_or_default();
@@ -226,6 +317,7 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
                 api_key: p.api_key.clone().filter(|k| !k.is_empty()),
                 headers: p.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 timeouts,
+                health_check,
                 disabled,
             },
         );
@@ -262,9 +354,87 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
                     line: line(&t.provider),
                 });
             }
-            targets.push(TargetConfig { provider: t.provider.clone(), model: t.model.clone(), weight: t.weight });
+            targets.push(TargetConfig {
+                provider: t.provider.clone(),
+                model: t.model.clone(),
+                weight: t.weight,
+                cost_rank: t.cost_rank,
+            });
         }
-        models.insert(name.clone(), ModelConfig { name: name.clone(), targets });
+        if targets.len() > MAX_TARGETS_PER_MODEL {
+            return Err(ConfigError {
+                message: format!("model `{name}` has {} targets (at most {MAX_TARGETS_PER_MODEL})", targets.len()),
+                line: line("targets"),
+            });
+        }
+        let strategy = match m.strategy.as_deref() {
+            None => Strategy::Weighted,
+            Some(s) => Strategy::parse(s).ok_or_else(|| ConfigError {
+                message: format!(
+                    "model `{name}`: unknown strategy `{s}` (weighted, round-robin, least-latency, least-busy, cost)"
+                ),
+                line: line("strategy"),
+            })?,
+        };
+        let r = &m.retry;
+        if r.max_attempts == 0 {
+            return Err(ConfigError {
+                message: format!("model `{name}`: retry.max_attempts must be at least 1"),
+                line: line("max_attempts"),
+            });
+        }
+        if let Some(bad) = r.on_status.iter().find(|s| !(400..=599).contains(*s)) {
+            return Err(ConfigError {
+                message: format!("model `{name}`: retry.on_status {bad} is not a 4xx/5xx status"),
+                line: line("on_status"),
+            });
+        }
+        let b = &m.circuit_breaker;
+        if b.consecutive_failures == 0 || !(0.0..=1.0).contains(&b.error_rate) || b.window_secs == 0 {
+            return Err(ConfigError {
+                message: format!(
+                    "model `{name}`: circuit_breaker needs consecutive_failures >= 1, error_rate in [0, 1], window_secs >= 1"
+                ),
+                line: line("circuit_breaker"),
+            });
+        }
+        models.insert(
+            name.clone(),
+            ModelConfig {
+                name: name.clone(),
+                targets,
+                strategy,
+                fallbacks: m.fallbacks.clone(),
+                retry: RetryPolicy {
+                    max_attempts: r.max_attempts,
+                    on_status: r.on_status.clone(),
+                    backoff: Duration::from_millis(r.backoff_ms),
+                    max_backoff: Duration::from_millis(r.max_backoff_ms.max(r.backoff_ms)),
+                    deadline: Duration::from_millis(r.deadline_ms.max(1)),
+                },
+                breaker: BreakerPolicy {
+                    consecutive_failures: b.consecutive_failures,
+                    cooldown: Duration::from_secs(b.cooldown_secs),
+                    error_rate: b.error_rate,
+                    window: Duration::from_secs(b.window_secs),
+                    min_requests: b.min_requests,
+                },
+            },
+        );
+    }
+    for m in models.values() {
+        for f in &m.fallbacks {
+            if f == &m.name || !models.contains_key(f) {
+                return Err(ConfigError {
+                    message: format!(
+                        "model `{}`: fallback `{f}` {}",
+                        m.name,
+                        if f == &m.name { "is the model itself" } else { "is not a defined model" }
+                    ),
+                    line: find_line(text, &["models:", &format!("{}:", m.name), "fallbacks"]),
+                });
+            }
+        }
     }
 
     Ok(Config { server: raw.server.clone(), providers, models, raw, warnings })
@@ -372,6 +542,38 @@ models:
         assert!(err.line.is_some(), "{err}");
         let err = Config::parse("server:\n  listne: x\n", |_| None).unwrap_err();
         assert_eq!(err.line, Some(2), "{err}");
+    }
+
+    #[test]
+    fn routing_keys_parse_and_validate() {
+        let text = r#"
+providers:
+  a: { kind: openai, base_url: "http://127.0.0.1:1/v1", health_check: { path: "/models", failures: 2 } }
+models:
+  m:
+    strategy: least-latency
+    targets: [ { provider: a, model: x, cost_rank: 2 } ]
+    fallbacks: [n]
+    retry: { max_attempts: 4, on_status: [429, 503], backoff_ms: 50 }
+    circuit_breaker: { consecutive_failures: 3, cooldown_secs: 10 }
+  n: { targets: [ { provider: a, model: y } ] }
+"#;
+        let cfg = Config::parse(text, |_| None).unwrap();
+        let m = &cfg.models["m"];
+        assert_eq!(m.strategy, Strategy::LeastLatency);
+        assert_eq!(m.fallbacks, vec!["n"]);
+        assert_eq!((m.retry.max_attempts, m.retry.on_status.clone()), (4, vec![429, 503]));
+        assert_eq!(m.breaker.consecutive_failures, 3);
+        assert_eq!(m.targets[0].cost_rank, 2);
+        let hc = cfg.providers["a"].health_check.as_ref().unwrap();
+        assert_eq!((hc.http_path.as_deref(), hc.failures, hc.successes), (Some("/v1/models"), 2, 2));
+        assert_eq!(cfg.models["n"].retry.on_status, vec![429, 500, 502, 503, 504]);
+
+        let bad = text.replace("fallbacks: [n]", "fallbacks: [zzz]");
+        let err = Config::parse(&bad, |_| None).unwrap_err();
+        assert!(err.message.contains("zzz"), "{err}");
+        let bad = text.replace("least-latency", "fastest");
+        assert!(Config::parse(&bad, |_| None).unwrap_err().message.contains("fastest"));
     }
 
     #[test]

@@ -50,6 +50,38 @@ pub struct RawProvider {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub timeouts: RawTimeouts,
+    /// Active probe; absent: the provider is judged by passive health (circuit breaker) only.
+    #[serde(default)]
+    pub health_check: Option<RawHealthCheck>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHealthCheck {
+    /// `http` (GET `path` joined to base_url) or `tcp` (connect only).
+    pub kind: String,
+    pub path: String,
+    pub expect_status: u16,
+    pub interval_secs: u64,
+    pub timeout_ms: u64,
+    /// Consecutive failed probes that take the provider out of rotation.
+    pub failures: u32,
+    /// Consecutive passed probes that bring it back.
+    pub successes: u32,
+}
+
+impl Default for RawHealthCheck {
+    fn default() -> Self {
+        RawHealthCheck {
+            kind: "http".into(),
+            path: "/models".into(),
+            expect_status: 200,
+            interval_secs: 5,
+            timeout_ms: 1000,
+            failures: 3,
+            successes: 2,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
@@ -71,6 +103,60 @@ impl Default for RawTimeouts {
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
     pub targets: Vec<RawTarget>,
+    /// weighted (default) | round-robin | least-latency | least-busy | cost
+    #[serde(default)]
+    pub strategy: Option<String>,
+    /// Models tried in order once every target of this one failed.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    #[serde(default)]
+    pub retry: RawRetry,
+    #[serde(default)]
+    pub circuit_breaker: RawBreaker,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRetry {
+    /// Attempts in all, the first try included.
+    pub max_attempts: u32,
+    /// Upstream statuses that move on to the next target or fallback.
+    pub on_status: Vec<u16>,
+    /// Base of the exponential backoff between attempts (jittered); 0 disables it.
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// No new attempt starts later than this after the request arrived.
+    pub deadline_ms: u64,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        RawRetry {
+            max_attempts: 3,
+            on_status: vec![429, 500, 502, 503, 504],
+            backoff_ms: 20,
+            max_backoff_ms: 1000,
+            deadline_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBreaker {
+    /// Consecutive failures that open the circuit.
+    pub consecutive_failures: u32,
+    pub cooldown_secs: u64,
+    /// Error rate over `window_secs` that opens the circuit, once `min_requests` were seen.
+    pub error_rate: f64,
+    pub window_secs: u64,
+    pub min_requests: u32,
+}
+
+impl Default for RawBreaker {
+    fn default() -> Self {
+        RawBreaker { consecutive_failures: 5, cooldown_secs: 30, error_rate: 0.5, window_secs: 60, min_requests: 20 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -80,6 +166,9 @@ pub struct RawTarget {
     pub model: String,
     #[serde(default = "one")]
     pub weight: u32,
+    /// Order for `strategy: cost` (lower is cheaper) until pricing data exists.
+    #[serde(default)]
+    pub cost_rank: u32,
 }
 
 fn one() -> u32 {

@@ -4,7 +4,8 @@
 use std::sync::OnceLock;
 
 use prometheus::{
-    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -15,6 +16,10 @@ pub struct Metrics {
     pub overhead: HistogramVec,
     pub config_reloads: IntCounterVec,
     pub in_flight: IntGauge,
+    pub attempts: IntCounterVec,
+    pub fallbacks: IntCounterVec,
+    pub target_healthy: IntGaugeVec,
+    pub circuit_state: IntGaugeVec,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -62,6 +67,30 @@ impl Metrics {
         )
         .expect("static metric");
         let in_flight = IntGauge::new("switchyard_in_flight_requests", "Requests being served").expect("static metric");
+        let attempts = IntCounterVec::new(
+            Opts::new(
+                "switchyard_upstream_attempts_total",
+                "Upstream attempts by model, provider and outcome (ok, an HTTP status, timeout, error)",
+            ),
+            &["model", "provider", "outcome"],
+        )
+        .expect("static metric");
+        let fallbacks = IntCounterVec::new(
+            Opts::new("switchyard_fallbacks_total", "Attempts sent to a fallback model"),
+            &["model", "fallback"],
+        )
+        .expect("static metric");
+        let target_labels = &["model", "provider", "upstream_model"];
+        let target_healthy = IntGaugeVec::new(
+            Opts::new("switchyard_target_healthy", "1 when the target's provider passes its health checks"),
+            target_labels,
+        )
+        .expect("static metric");
+        let circuit_state = IntGaugeVec::new(
+            Opts::new("switchyard_circuit_state", "Circuit breaker per target: 0 closed, 1 open, 2 half-open"),
+            target_labels,
+        )
+        .expect("static metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_duration.clone()),
@@ -69,13 +98,29 @@ impl Metrics {
             Box::new(overhead.clone()),
             Box::new(config_reloads.clone()),
             Box::new(in_flight.clone()),
+            Box::new(attempts.clone()),
+            Box::new(fallbacks.clone()),
+            Box::new(target_healthy.clone()),
+            Box::new(circuit_state.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
         // Both results show from the start, so a dashboard sees 0 rather than no series.
         config_reloads.with_label_values(&["ok"]);
         config_reloads.with_label_values(&["error"]);
-        Metrics { registry, requests, request_duration, upstream_duration, overhead, config_reloads, in_flight }
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            upstream_duration,
+            overhead,
+            config_reloads,
+            in_flight,
+            attempts,
+            fallbacks,
+            target_healthy,
+            circuit_state,
+        }
     }
 
     /// Prometheus text exposition.

@@ -1,5 +1,6 @@
 //! Per-request state, created by `new_ctx` and dropped after `logging`.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -8,8 +9,55 @@ use http::HeaderValue;
 
 use crate::config::live::Snapshot;
 use crate::providers::Endpoint;
+use crate::routing::state::{Admit, TargetState};
 use crate::routing::{Route, Target};
 use crate::shutdown::InFlight;
+
+/// What one attempt ended with, for the aggregated error and metrics.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub provider: String,
+    pub model: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The upstream answered with a status listed in `retry.on_status`.
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    Timeout(String),
+    Error(String),
+}
+
+/// The target serving the current attempt; counts it in flight until dropped.
+#[derive(Debug)]
+pub struct Attempt {
+    pub index: usize,
+    pub admit: Admit,
+    pub started: Instant,
+    pub state: Arc<TargetState>,
+    /// Success or failure was recorded on the breaker (a probe without one is released).
+    pub settled: bool,
+}
+
+impl Attempt {
+    pub fn new(index: usize, admit: Admit, state: Arc<TargetState>) -> Attempt {
+        state.start();
+        Attempt { index, admit, started: Instant::now(), state, settled: false }
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        self.state.finish();
+        if self.admit == Admit::Probe && !self.settled {
+            self.state.release_probe();
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct RequestCtx {
@@ -19,12 +67,30 @@ pub struct RequestCtx {
     /// The config this request started with; kept to the end, whatever reloads happen meanwhile.
     pub snapshot: Option<Arc<Snapshot>>,
     pub endpoint: Option<Endpoint>,
+    /// The model the client asked for; its retry policy governs the whole request.
+    pub primary: Option<Arc<Route>>,
+    /// The route of the current attempt: the primary, or one of its fallbacks.
     pub route: Option<Arc<Route>>,
-    /// Index into `route.targets` of the target serving the current attempt.
-    pub target: usize,
+    /// 0: primary; k: `primary.fallbacks[k - 1]`.
+    pub chain_pos: usize,
+    /// Targets of `route` already tried (bit per target index).
+    pub tried: u64,
+    /// `x-switchyard-provider`: only this provider may serve the request.
+    pub pin: Option<String>,
+    pub current: Option<Attempt>,
+    /// Targets picked so far (the `x-switchyard-attempts` value).
+    pub selections: u32,
+    pub log: Vec<AttemptRecord>,
+    /// A pooled connection was stale: resend to the same target once, not counted as a failure.
+    pub resend_same_target: bool,
+    pub stale_resends: u32,
+    /// Time spent on failed tries and backoff, excluded from the overhead figure.
+    pub retry_wait: std::time::Duration,
+    /// The client's body and where its `model` value sits, for per-target rewrites.
+    pub body: Bytes,
+    pub model_span: Range<usize>,
     pub stream: bool,
-    /// The serialized request sent upstream (headers + rewritten body), re-armed on each attempt.
-    pub replay: Option<Bytes>,
+    /// Pingora-level tries (`upstream_peer` calls).
     pub attempts: u32,
     pub upstream_sent: Option<Instant>,
     pub upstream_head: Option<Instant>,
@@ -42,10 +108,20 @@ impl RequestCtx {
             request_id: HeaderValue::from_static(""),
             snapshot: None,
             endpoint: None,
+            primary: None,
             route: None,
-            target: 0,
+            chain_pos: 0,
+            tried: 0,
+            pin: None,
+            current: None,
+            selections: 0,
+            log: Vec::new(),
+            resend_same_target: false,
+            stale_resends: 0,
+            retry_wait: std::time::Duration::ZERO,
+            body: Bytes::new(),
+            model_span: 0..0,
             stream: false,
-            replay: None,
             attempts: 0,
             upstream_sent: None,
             upstream_head: None,
@@ -57,14 +133,15 @@ impl RequestCtx {
     }
 
     pub fn target(&self) -> Option<&Target> {
-        self.route.as_ref().and_then(|r| r.targets.get(self.target))
+        let i = self.current.as_ref()?.index;
+        self.route.as_ref().and_then(|r| r.targets.get(i))
     }
 
     /// Microseconds spent in the gateway so far, time waiting on the upstream excluded.
     pub fn overhead_us(&self, now: Instant) -> u64 {
         let before = self.upstream_sent.map_or(now - self.started, |s| s - self.started);
         let after = self.upstream_head.map_or_else(Default::default, |h| now.saturating_duration_since(h));
-        (before + after).as_micros() as u64
+        (before + after).saturating_sub(self.retry_wait).as_micros() as u64
     }
 }
 

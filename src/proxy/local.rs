@@ -2,6 +2,7 @@
 //! proxied answers.
 
 use bytes::Bytes;
+use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
@@ -19,10 +20,27 @@ pub async fn answer(
     content_type: &'static str,
     body: Bytes,
 ) -> Result<bool> {
-    let mut h = ResponseHeader::build(status, Some(4))?;
+    answer_with(session, ctx, status, content_type, body, None).await
+}
+
+async fn answer_with(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    status: u16,
+    content_type: &'static str,
+    body: Bytes,
+    retry_after: Option<u64>,
+) -> Result<bool> {
+    let mut h = ResponseHeader::build(status, Some(6))?;
     h.insert_header("content-type", content_type)?;
     h.insert_header("content-length", body.len())?;
     h.insert_header("x-request-id", ctx.request_id.clone())?;
+    if ctx.selections > 0 {
+        h.insert_header("x-switchyard-attempts", HeaderValue::from(ctx.selections))?;
+    }
+    if let Some(secs) = retry_after {
+        h.insert_header("retry-after", HeaderValue::from(secs))?;
+    }
     ctx.status = status;
     session.write_response_header(Box::new(h), false).await?;
     session.write_response_body(Some(body), true).await?;
@@ -31,5 +49,5 @@ pub async fn answer(
 
 pub async fn answer_error(session: &mut Session, ctx: &mut RequestCtx, err: GatewayError) -> Result<bool> {
     log::debug!("{} answering {}: {err}", ctx.request_id.to_str().unwrap_or("-"), err.status());
-    answer(session, ctx, err.status(), JSON, err.to_json()).await
+    answer_with(session, ctx, err.status(), JSON, err.to_json(), err.retry_after()).await
 }

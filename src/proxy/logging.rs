@@ -7,7 +7,8 @@ use crate::metrics;
 
 pub fn record(ctx: &RequestCtx, status: u16) {
     let m = metrics::get();
-    let model = ctx.route.as_ref().map_or("-", |r| r.name.as_str());
+    // The model the client asked for, even when a fallback served it.
+    let model = ctx.primary.as_ref().map_or("-", |r| r.name.as_str());
     let provider = ctx.target().map_or("switchyard", |t| t.upstream.name.as_str());
     let mut buf = itoa::Buffer::new();
     // 0: the client went away before a status was sent (nginx's 499).

@@ -1,6 +1,7 @@
 //! The Pingora `ProxyHttp` implementation. Hooks run in the order written here and only
 //! orchestrate: each delegates to the file for its phase.
 
+mod attempts;
 mod body_swap;
 pub mod ctx;
 mod local;
@@ -63,15 +64,15 @@ impl ProxyHttp for Gateway {
         upstream::rewrite_request(session, upstream_request, ctx)
     }
 
-    /// Phase: upstream head received. Records timing and the provider's request id.
+    /// Phase: upstream head received. A retryable status becomes a retry here, before any byte
+    /// goes to the client; otherwise records timing and the provider's request id.
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        response::upstream_head(upstream_response, ctx);
-        Ok(())
+        response::upstream_head(upstream_response, ctx)
     }
 
     /// Phase: head about to go to the client. Adds the `x-switchyard-*` headers.

@@ -8,6 +8,7 @@ use http::{HeaderValue, Method};
 use pingora::proxy::Session;
 use pingora::Result;
 
+use super::attempts;
 use super::body_swap;
 use super::ctx::RequestCtx;
 use super::local::{answer, answer_error, JSON};
@@ -68,30 +69,38 @@ pub async fn handle(live: &Live, session: &mut Session, ctx: &mut RequestCtx) ->
         Err(e) => return answer_error(session, ctx, e).await,
     };
     ctx.stream = fields.stream;
+    let model_span = fields.model_span.clone();
     let Some(route) = snapshot.routes.get(&fields.model).cloned() else {
         let err =
             GatewayError::ModelNotFound { model: fields.model.into_owned(), known: snapshot.routes.known.clone() };
         return answer_error(session, ctx, err).await;
     };
-    let Some(target_idx) = route.pick() else {
-        let reason = route.unusable.clone().unwrap_or_else(|| format!("Model `{}` has no usable target", route.name));
-        return answer_error(session, ctx, GatewayError::NoUsableTarget(reason)).await;
-    };
-    let target = &route.targets[target_idx];
-    let upstream_body: Vec<u8>;
-    let body_out: &[u8] = if target.model == fields.model {
-        &body
-    } else {
-        upstream_body = openai::rewrite_model(&body, fields.model_span.clone(), &target.model_json);
-        &upstream_body
-    };
-    let replay = body_swap::serialize_request(session.req_header(), body_out);
-    ctx.target = target_idx;
-    ctx.route = Some(route);
+    if let Some(pin) = session.req_header().headers.get("x-switchyard-provider") {
+        let pin = String::from_utf8_lossy(pin.as_bytes()).into_owned();
+        if !route.targets.iter().any(|t| t.upstream.name == pin) {
+            let err = GatewayError::PinnedProviderNotServing { provider: pin, model: route.name.clone() };
+            return answer_error(session, ctx, err).await;
+        }
+        ctx.pin = Some(pin);
+    }
+    ctx.body = body;
+    ctx.model_span = model_span;
+    ctx.primary = Some(route);
     ctx.snapshot = Some(snapshot);
-    body_swap::arm(session, replay.clone()).await?;
-    ctx.replay = Some(replay);
+    if !attempts::select_next(ctx) {
+        let err = attempts::exhausted(ctx);
+        return answer_error(session, ctx, err).await;
+    }
+    arm_current(session, ctx).await?;
     Ok(false)
+}
+
+/// Hands Pingora the request for the current target (model rewritten where needed).
+pub async fn arm_current(session: &mut Session, ctx: &RequestCtx) -> Result<()> {
+    let body = attempts::upstream_body(ctx)
+        .ok_or_else(|| pingora::Error::explain(pingora::ErrorType::InternalError, "no target chosen"))?;
+    let replay = body_swap::serialize_request(session.req_header(), &body);
+    body_swap::arm(session, replay).await
 }
 
 /// The client's `x-request-id` when it is a sane header value, else a fresh UUID.

@@ -1,4 +1,5 @@
-//! Response hooks: gateway headers, the total-time cap, and how failures reach the client.
+//! Response hooks: turning retryable statuses into retries, gateway headers, the total-time cap,
+//! and how failures reach the client.
 
 use std::time::Instant;
 
@@ -8,20 +9,39 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::{FailToProxy, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use super::ctx::RequestCtx;
+use super::attempts;
+use super::ctx::{Outcome, RequestCtx};
 use super::local::answer_error;
+use super::upstream::EXHAUSTED;
 use crate::error::GatewayError;
 
-/// Phase: upstream response head received, before any downstream filter. Records timing and
-/// moves the provider's request id aside so ours stays the only `x-request-id`.
-pub fn upstream_head(resp: &mut ResponseHeader, ctx: &mut RequestCtx) {
-    ctx.upstream_head = Some(Instant::now());
-    ctx.status = resp.status.as_u16();
+/// Phase: upstream response head received, before anything goes downstream. A status listed in
+/// `retry.on_status` fails this try (an error here is retried by Pingora without leaking the
+/// failed response); anything else is the answer.
+pub fn upstream_head(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+    let now = Instant::now();
+    ctx.upstream_head = Some(now);
+    let status = resp.status.as_u16();
+    ctx.status = status;
+    let retryable = ctx.primary.as_ref().is_some_and(|p| p.retry.on_status.contains(&status));
+    if retryable {
+        let retry_after = resp
+            .headers
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        attempts::fail(ctx, Outcome::Status { status, retry_after });
+        let mut e = Error::create(ErrorType::HTTPStatus(status), ErrorSource::Upstream, None, None);
+        e.set_retry(attempts::can_retry(ctx));
+        return Err(e);
+    }
+    attempts::succeed(ctx, now);
     if let Some(theirs) = resp.remove_header("x-request-id") {
         let _ = resp.insert_header("x-upstream-request-id", theirs);
     }
     ctx.event_stream =
         resp.headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    Ok(())
 }
 
 /// Phase: just before the head goes to the client. Adds the gateway's headers.
@@ -30,6 +50,14 @@ pub fn downstream_head(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Resul
     if let Some(target) = ctx.target() {
         resp.insert_header("x-switchyard-provider", target.upstream.name_header.clone())?;
         resp.insert_header("x-switchyard-model", target.model_header.clone())?;
+    }
+    resp.insert_header("x-switchyard-attempts", HeaderValue::from(ctx.selections.max(1)))?;
+    if ctx.chain_pos > 0 {
+        if let Some(route) = &ctx.route {
+            if let Ok(v) = HeaderValue::from_str(&route.name) {
+                resp.insert_header("x-switchyard-fallback", v)?;
+            }
+        }
     }
     resp.insert_header("x-switchyard-overhead-us", HeaderValue::from(ctx.overhead_us(Instant::now())))?;
     Ok(())
@@ -55,31 +83,27 @@ pub fn upstream_body(end_of_stream: bool, ctx: &mut RequestCtx) -> Result<()> {
     Ok(())
 }
 
-/// Maps a failure to what the client sees: an OpenAI JSON error when nothing was sent yet, an
-/// SSE `error` event when a stream was already under way.
+/// Maps a failure to what the client sees: the aggregated OpenAI JSON error when nothing was
+/// sent yet, one SSE `data: {"error":...}` event (then close, no `[DONE]`) when a stream was
+/// already under way.
 pub async fn fail(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
-    let provider = ctx.target().map(|t| t.upstream.name.clone()).unwrap_or_else(|| "-".into());
-    let detail = e.to_string();
-    let err = match e.etype() {
-        ErrorType::HTTPStatus(code) if *code < 500 => GatewayError::bad_request(detail, "bad_request"),
-        ErrorType::ConnectTimedout
-        | ErrorType::ReadTimedout
-        | ErrorType::WriteTimedout
-        | ErrorType::TLSHandshakeTimedout => GatewayError::UpstreamTimeout { provider, detail },
-        _ => match e.esource() {
-            ErrorSource::Downstream => {
-                // The client went away (or sent garbage mid-body): nobody to answer.
-                ctx.status = 0;
-                return FailToProxy { error_code: 0, can_reuse_downstream: false };
-            }
-            ErrorSource::Internal => GatewayError::Internal(detail),
-            _ => GatewayError::UpstreamUnreachable { provider, detail },
-        },
+    let upstream_failure = ctx.primary.is_some() && (!ctx.log.is_empty() || *e.etype() == EXHAUSTED);
+    let err = if upstream_failure {
+        attempts::exhausted(ctx)
+    } else if e.esource() == &ErrorSource::Downstream {
+        // The client went away (or sent garbage mid-body): nobody to answer.
+        ctx.status = 0;
+        return FailToProxy { error_code: 0, can_reuse_downstream: false };
+    } else {
+        GatewayError::Internal(e.to_string())
     };
     log::warn!("{} failed: {err}", ctx.request_id.to_str().unwrap_or("-"));
     if session.response_written().is_some() {
         if ctx.event_stream {
-            let event = format!("event: error\ndata: {}\n\n", String::from_utf8_lossy(&err.to_json()));
+            let mut event = Vec::with_capacity(256);
+            event.extend_from_slice(b"data: ");
+            event.extend_from_slice(&err.to_json());
+            event.extend_from_slice(b"\n\n");
             let _ = session.write_response_body(Some(Bytes::from(event)), true).await;
         }
         return FailToProxy { error_code: ctx.status, can_reuse_downstream: false };

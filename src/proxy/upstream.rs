@@ -1,27 +1,47 @@
-//! `upstream_peer`, `upstream_request_filter` and the connect/proxy error hooks.
+//! `upstream_peer`, `upstream_request_filter` and the connect/proxy error hooks: where a failed
+//! try becomes the next try.
 
 use std::time::Instant;
 
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 use pingora::upstreams::peer::HttpPeer;
-use pingora::{Error, ErrorSource, ErrorType, Result};
+use pingora::{Error, ErrorSource, ErrorType, Result, RetryType};
 
-use super::body_swap;
-use super::ctx::RequestCtx;
+use super::attempts;
+use super::ctx::{Outcome, RequestCtx};
+use super::request::arm_current;
 
-/// Attempts on one target when a pooled keep-alive connection turns out to be dead. Fallback
-/// across targets belongs to routing.
-const MAX_ATTEMPTS: u32 = 2;
+/// Marks the error Pingora returns once no target is left (mapped to the aggregated error).
+pub const EXHAUSTED: ErrorType = ErrorType::Custom("switchyard: all targets tried");
 
-/// Phase: after `request_filter`, once per attempt. Reads `ctx.route`/`ctx.target`; bumps
-/// `ctx.attempts` and re-arms the body on a retry (Pingora cannot resend a consumed body).
+/// Phase: before each try. The first try's target was chosen in `request_filter`; later tries
+/// wait out the backoff, pick the next target (or fallback) and re-arm the body, because Pingora
+/// cannot resend a body it no longer has.
 pub async fn peer(session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     ctx.attempts += 1;
     if ctx.attempts > 1 {
-        if let Some(replay) = ctx.replay.clone() {
-            body_swap::arm(session, replay).await?;
+        if std::mem::take(&mut ctx.resend_same_target) {
+            if let Some(a) = ctx.current.as_mut() {
+                a.started = Instant::now();
+            }
+        } else {
+            let previous_try = ctx.current.as_ref().map(|a| a.started);
+            let pause = attempts::backoff(ctx);
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            // The failed try and the backoff were spent waiting on upstreams, not in the gateway.
+            if let Some(t) = previous_try {
+                ctx.retry_wait += t.elapsed();
+            }
+            if !attempts::select_next(ctx) {
+                return Err(Error::explain(EXHAUSTED, "no target left to try"));
+            }
         }
+        ctx.upstream_sent = None;
+        ctx.upstream_head = None;
+        arm_current(session, ctx).await?;
     }
     let target = ctx.target().ok_or_else(|| Error::explain(ErrorType::InternalError, "no target chosen"))?;
     match target.upstream.peer().await {
@@ -35,8 +55,8 @@ pub async fn peer(session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<Htt
     }
 }
 
-/// Phase: after the upstream connection is ready, before the request head is sent. Points the
-/// request at the provider's path and replaces client credentials with the provider's.
+/// Phase: connected, before the request head is sent. Points the request at the provider's path
+/// and replaces client credentials with the provider's.
 pub fn rewrite_request(session: &Session, req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {
     let (Some(target), Some(endpoint)) = (ctx.target(), ctx.endpoint) else {
         return Err(Error::explain(ErrorType::InternalError, "no target chosen"));
@@ -45,7 +65,9 @@ pub fn rewrite_request(session: &Session, req: &mut RequestHeader, ctx: &mut Req
     let path = up.path_for(endpoint, session.req_header().uri.query());
     req.set_uri(http::Uri::try_from(path).map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?);
     // The client's credentials are for Switchyard, never for the provider.
-    for h in ["authorization", "x-api-key", "api-key", "proxy-authorization", "accept-encoding"] {
+    for h in
+        ["authorization", "x-api-key", "api-key", "proxy-authorization", "accept-encoding", "x-switchyard-provider"]
+    {
         req.remove_header(h);
     }
     req.insert_header(http::header::HOST, up.host_header.clone())?;
@@ -57,21 +79,43 @@ pub fn rewrite_request(session: &Session, req: &mut RequestHeader, ctx: &mut Req
     Ok(())
 }
 
-/// Connection-level failures: a dead pooled connection is retried once (body re-armed);
-/// anything else fails the request.
-pub fn on_connect_error(ctx: &RequestCtx, mut e: Box<Error>) -> Box<Error> {
-    if ctx.attempts >= MAX_ATTEMPTS {
-        e.set_retry(false);
+fn outcome_of(e: &Error) -> Outcome {
+    let what = e.etype().as_str().to_string();
+    match e.etype() {
+        ErrorType::ConnectTimedout
+        | ErrorType::ReadTimedout
+        | ErrorType::WriteTimedout
+        | ErrorType::TLSHandshakeTimedout => Outcome::Timeout(what),
+        _ => Outcome::Error(what),
     }
+}
+
+/// Connecting failed (refused, timed out, TLS): the target failed; try the next one if allowed.
+pub fn on_connect_error(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
+    attempts::fail(ctx, outcome_of(&e));
+    e.set_retry(attempts::can_retry(ctx));
     e
 }
 
-/// Errors while proxying: retry only when the failure came from reusing a pooled connection and
-/// nothing has reached the client yet.
-pub fn on_proxy_error(session: &Session, ctx: &RequestCtx, mut e: Box<Error>, client_reused: bool) -> Box<Error> {
-    e.retry.decide_reuse(client_reused);
-    if session.response_written().is_some() || ctx.attempts >= MAX_ATTEMPTS {
+/// Errors after connecting. Before anything reached the client they are retried like connect
+/// errors (a stale pooled connection is resent to the same target once, blameless); after the
+/// first byte the stream cannot be retried and the target is charged a failure.
+pub fn on_proxy_error(session: &Session, ctx: &mut RequestCtx, mut e: Box<Error>, client_reused: bool) -> Box<Error> {
+    if session.response_written().is_some() {
+        attempts::fail(ctx, outcome_of(&e));
         e.set_retry(false);
+        return e;
     }
+    let already_settled = ctx.current.as_ref().is_some_and(|a| a.settled);
+    if !already_settled && matches!(e.retry, RetryType::ReusedOnly) && client_reused && ctx.stale_resends == 0 {
+        ctx.stale_resends += 1;
+        ctx.resend_same_target = true;
+        e.set_retry(true);
+        return e;
+    }
+    if !already_settled {
+        attempts::fail(ctx, outcome_of(&e));
+    }
+    e.set_retry(attempts::can_retry(ctx));
     e
 }

@@ -1,0 +1,177 @@
+//! One request, several tries: which target comes next (the model's targets, then its
+//! fallbacks), whether another try is allowed, how failures feed the circuit breakers, and the
+//! error the client gets when everything failed.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::ctx::{Attempt, AttemptRecord, Outcome, RequestCtx};
+use crate::error::{AttemptSummary, GatewayError};
+use crate::metrics;
+use crate::providers::openai;
+use crate::routing::NoPick;
+
+/// Picks the next target: untried targets of the current route, then each fallback model in
+/// order (not when a provider is pinned). `false` when the chain is exhausted.
+pub fn select_next(ctx: &mut RequestCtx) -> bool {
+    ctx.current = None;
+    let (Some(primary), Some(snapshot)) = (ctx.primary.clone(), ctx.snapshot.clone()) else { return false };
+    loop {
+        let route = match ctx.chain_pos {
+            0 => primary.clone(),
+            k => match primary.fallbacks.get(k - 1).and_then(|name| snapshot.routes.get(name)) {
+                Some(r) => r.clone(),
+                None => return false,
+            },
+        };
+        match route.select(ctx.tried, ctx.pin.as_deref()) {
+            Ok(pick) => {
+                ctx.tried |= 1 << pick.index;
+                ctx.selections += 1;
+                let state = route.targets[pick.index].state.clone();
+                ctx.current = Some(Attempt::new(pick.index, pick.admit, state));
+                if ctx.chain_pos > 0 {
+                    metrics::get().fallbacks.with_label_values(&[&primary.name, &route.name]).inc();
+                }
+                ctx.route = Some(route);
+                return true;
+            }
+            Err(NoPick::AllTried | NoPick::NoneUsable) => {
+                if ctx.pin.is_some() || ctx.chain_pos >= primary.fallbacks.len() {
+                    return false;
+                }
+                ctx.chain_pos += 1;
+                ctx.tried = 0;
+            }
+        }
+    }
+}
+
+/// The request bytes for the current target: the client's body with `model` rewritten when the
+/// upstream name differs (the rest passes through untouched).
+pub fn upstream_body(ctx: &RequestCtx) -> Option<Bytes> {
+    let target = ctx.target()?;
+    let current = &ctx.body[ctx.model_span.clone()];
+    Some(if current == &target.model_json[..] {
+        ctx.body.clone()
+    } else {
+        Bytes::from(openai::rewrite_model(&ctx.body, ctx.model_span.clone(), &target.model_json))
+    })
+}
+
+/// Another try is allowed: under `max_attempts` (first try included) and inside the deadline,
+/// and nothing has reached the client yet (the caller checks that).
+pub fn can_retry(ctx: &RequestCtx) -> bool {
+    let Some(primary) = &ctx.primary else { return false };
+    ctx.selections < primary.retry.max_attempts && ctx.started.elapsed() < primary.retry.deadline
+}
+
+/// Exponential backoff before try `n` (2, 3, ...), with jitter in [50 %, 100 %].
+pub fn backoff(ctx: &RequestCtx) -> Duration {
+    let Some(primary) = &ctx.primary else { return Duration::ZERO };
+    let r = &primary.retry;
+    if r.backoff.is_zero() || ctx.selections == 0 {
+        return Duration::ZERO;
+    }
+    let exp = r.backoff.saturating_mul(1 << (ctx.selections - 1).min(16)).min(r.max_backoff);
+    exp.mul_f64(0.5 + fastrand::f64() * 0.5)
+}
+
+/// The current attempt failed: feed its breaker, log it, count it.
+pub fn fail(ctx: &mut RequestCtx, outcome: Outcome) {
+    let (Some(route), Some(attempt)) = (ctx.route.clone(), ctx.current.as_mut()) else { return };
+    if attempt.settled {
+        return;
+    }
+    attempt.settled = true;
+    let retry_after = match &outcome {
+        Outcome::Status { status: 429, retry_after: Some(s) } => Some(Duration::from_secs(*s)),
+        _ => None,
+    };
+    attempt.state.record_failure(&route.breaker, attempt.admit, retry_after);
+    let target = &route.targets[attempt.index];
+    let label = match &outcome {
+        Outcome::Status { status, .. } => status.to_string(),
+        Outcome::Timeout(_) => "timeout".into(),
+        Outcome::Error(_) => "error".into(),
+    };
+    metrics::get().attempts.with_label_values(&[&route.name, &target.upstream.name, &label]).inc();
+    ctx.log.push(AttemptRecord { provider: target.upstream.name.clone(), model: target.model.clone(), outcome });
+}
+
+/// The current attempt got a response the client may see: close a half-open circuit, sample TTFB.
+pub fn succeed(ctx: &mut RequestCtx, now: Instant) {
+    let (Some(route), Some(attempt)) = (ctx.route.clone(), ctx.current.as_mut()) else { return };
+    if attempt.settled {
+        return;
+    }
+    attempt.settled = true;
+    attempt.state.record_success(&route.breaker, attempt.admit, Some(now - attempt.started));
+    let target = &route.targets[attempt.index];
+    metrics::get().attempts.with_label_values(&[&route.name, &target.upstream.name, "ok"]).inc();
+}
+
+/// What the client gets when no try succeeded.
+pub fn exhausted(ctx: &RequestCtx) -> GatewayError {
+    let model = ctx.primary.as_ref().map_or("-", |r| r.name.as_str());
+    if ctx.log.is_empty() {
+        let message = match ctx.primary.as_ref().and_then(|r| r.unusable.clone()) {
+            Some(reason) => reason,
+            None => format!(
+                "No usable target for model `{model}`{}: every target is unhealthy or its circuit is open",
+                ctx.pin.as_ref().map(|p| format!(" on provider `{p}`")).unwrap_or_default()
+            ),
+        };
+        return GatewayError::AttemptsFailed { status: 503, message, attempts: Vec::new(), retry_after: None };
+    }
+    let all_429 = ctx.log.iter().all(|a| matches!(a.outcome, Outcome::Status { status: 429, .. }));
+    let all_timeouts = ctx.log.iter().all(|a| matches!(a.outcome, Outcome::Timeout(_)));
+    let status = if all_429 {
+        429
+    } else if all_timeouts {
+        504
+    } else {
+        502
+    };
+    let retry_after = if all_429 {
+        ctx.log
+            .iter()
+            .filter_map(|a| match a.outcome {
+                Outcome::Status { retry_after, .. } => retry_after,
+                _ => None,
+            })
+            .min()
+    } else {
+        None
+    };
+    let described: Vec<String> = ctx
+        .log
+        .iter()
+        .map(|a| {
+            let what = match &a.outcome {
+                Outcome::Status { status, .. } => format!("HTTP {status}"),
+                Outcome::Timeout(e) | Outcome::Error(e) => e.clone(),
+            };
+            format!("{} ({}): {what}", a.provider, a.model)
+        })
+        .collect();
+    let message = format!("All {} attempt(s) for model `{model}` failed: {}", ctx.log.len(), described.join("; "));
+    let attempts = ctx
+        .log
+        .iter()
+        .map(|a| AttemptSummary {
+            provider: a.provider.clone(),
+            model: a.model.clone(),
+            status: match a.outcome {
+                Outcome::Status { status, .. } => Some(status),
+                _ => None,
+            },
+            error: match &a.outcome {
+                Outcome::Status { .. } => None,
+                Outcome::Timeout(e) | Outcome::Error(e) => Some(e.clone()),
+            },
+        })
+        .collect();
+    GatewayError::AttemptsFailed { status, message, attempts, retry_after }
+}
