@@ -113,7 +113,8 @@ impl Route {
             }
             Strategy::RoundRobin => (0..n).map(rotate).find(|&i| ok(i)),
             // Every 16th pick explores round-robin, so a recovered or once-slow target is re-measured.
-            Strategy::LeastLatency if tick % 16 == 0 => (0..n).map(rotate).find(|&i| ok(i)),
+            // (Rotating by tick / 16, not tick: every exploring tick is a multiple of 16.)
+            Strategy::LeastLatency if tick % 16 == 0 => (0..n).map(|i| (i + tick / 16) % n).find(|&i| ok(i)),
             Strategy::LeastLatency => {
                 (0..n).map(rotate).filter(|&i| ok(i)).min_by_key(|&i| self.targets[i].state.ewma_ttfb_us())
             }

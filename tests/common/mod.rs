@@ -54,7 +54,11 @@ pub struct Mock {
 
 impl Mock {
     pub fn start(args: &[&str]) -> Mock {
-        let port = free_port();
+        Self::start_on(free_port(), args)
+    }
+
+    /// Starts on a given port (to bring a "killed" provider back at the same address).
+    pub fn start_on(port: u16, args: &[&str]) -> Mock {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("mock.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_mock-provider"))
@@ -74,6 +78,10 @@ impl Mock {
 
     pub async fn stats(&self) -> serde_json::Value {
         reqwest::get(format!("http://127.0.0.1:{}/mock/stats", self.port)).await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn requests(&self) -> u64 {
+        self.stats().await["requests"].as_u64().unwrap()
     }
 
     pub async fn last(&self) -> serde_json::Value {
