@@ -260,7 +260,8 @@ async fn reload_under_traffic_keeps_in_flight_requests_working() {
     let url = gw.url("/v1/chat/completions");
     let mut req = chat("m", "long one");
     req["stream"] = json!(true);
-    let in_flight = tokio::spawn(async move { client().post(url).json(&req).send().await.unwrap().text().await.unwrap() });
+    let in_flight =
+        tokio::spawn(async move { client().post(url).json(&req).send().await.unwrap().text().await.unwrap() });
     tokio::time::sleep(Duration::from_millis(150)).await;
     // Swap the model's only target while the stream is running.
     gw.write_config("", &body_a.replace("provider: a, model: x", "provider: b, model: y"));
