@@ -179,7 +179,7 @@ async fn dead_target_leaves_rotation_and_health_check_brings_it_back() {
         .find(|l| l.starts_with("switchyard_upstream_attempts_total{model=\"m\",outcome=\"error\",provider=\"b\"}"))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0);
-    assert!(errors_before >= 2 && errors_before <= 3, "b was tried {errors_before} times while dead");
+    assert!((2..=3).contains(&errors_before), "b was tried {errors_before} times while dead");
 
     // Back at the same address: the probe brings it back and traffic resumes.
     let b = Mock::start_on(b_port, &[]);
