@@ -5,6 +5,7 @@
 //! reach it, and [`metrics`] records the outcome. [`admin`] serves the operator's listener.
 
 pub mod admin;
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod metrics;
@@ -13,3 +14,4 @@ pub mod proxy;
 pub mod routing;
 pub mod server;
 pub mod shutdown;
+pub mod spend;

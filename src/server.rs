@@ -20,6 +20,9 @@ use crate::shutdown::DrainingShutdown;
 /// Loads the config and serves until a shutdown signal. Returns only on a startup error.
 pub fn serve(config_path: PathBuf) -> Result<(), ConfigError> {
     let live = Live::load(config_path)?;
+    crate::spend::usage::warm_up();
+    crate::audit::start(&snapshot_audit(&live))
+        .map_err(|e| ConfigError::new(format!("audit log {}: {e}", live.snapshot().config.raw.audit.path)))?;
     let snapshot = live.snapshot();
     let s = &snapshot.config.server;
 
@@ -59,4 +62,8 @@ pub fn serve(config_path: PathBuf) -> Result<(), ConfigError> {
     drop(snapshot);
     server.run(RunArgs { shutdown_signal: Box::new(DrainingShutdown { grace }) });
     std::process::exit(0)
+}
+
+fn snapshot_audit(live: &Live) -> crate::audit::AuditConfig {
+    live.snapshot().config.raw.audit.clone()
 }

@@ -67,6 +67,7 @@ impl ShutdownSignalWatch for DrainingShutdown {
                 std::thread::sleep(Duration::from_millis(10));
             }
             info!("shutdown: {} request(s) still in flight, exiting", in_flight());
+            crate::audit::flush(Duration::from_secs(2));
             std::process::exit(0);
         });
         ShutdownSignal::GracefulTerminate

@@ -12,6 +12,7 @@ use log::{error, info, warn};
 use super::{redacted, Config, ConfigError};
 use crate::metrics;
 use crate::routing::RouteTable;
+use crate::spend::pricing::PriceBook;
 
 /// Everything a request needs from the configuration, built together.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ pub struct Snapshot {
     pub loaded_at: SystemTime,
     pub config: Config,
     pub routes: RouteTable,
+    pub prices: PriceBook,
 }
 
 impl Snapshot {
@@ -27,7 +29,13 @@ impl Snapshot {
         let loaded_at = SystemTime::now();
         let created = loaded_at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let routes = RouteTable::build(&config, created, previous.map(|p| &p.routes)).map_err(ConfigError::new)?;
-        Ok(Snapshot { version, loaded_at, config, routes })
+        let pricing_file = config.pricing_file()?;
+        if pricing_file.is_none() {
+            log::warn!("no pricing file found (config/pricing.yaml): models without an override are priced at 0");
+        }
+        let prices =
+            PriceBook::load(pricing_file.as_deref(), &config.raw.pricing.overrides).map_err(ConfigError::new)?;
+        Ok(Snapshot { version, loaded_at, config, routes, prices })
     }
 }
 

@@ -51,6 +51,8 @@ pub struct Config {
     pub raw: RawConfig,
     /// Non-fatal problems (skipped providers...), logged at load.
     pub warnings: Vec<String>,
+    /// Directory of the config file, for relative paths (`None`: parsed from text).
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +70,7 @@ pub struct ProviderConfig {
     pub headers: Vec<(String, String)>,
     pub timeouts: Timeouts,
     pub health_check: Option<HealthCheckConfig>,
+    pub stream_usage: bool,
     /// Why this provider cannot be used (e.g. its key resolved empty); `None` when usable.
     pub disabled: Option<String>,
 }
@@ -196,6 +199,7 @@ pub struct TargetConfig {
     pub model: String,
     pub weight: u32,
     pub cost_rank: u32,
+    pub pricing: Option<crate::spend::pricing::Price>,
 }
 
 /// Targets per model: selection state is a 64-bit mask per request.
@@ -206,7 +210,30 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new(format!("cannot read {}: {e}", path.display())))?;
-        Config::parse(&text, |name| std::env::var(name).ok())
+        let mut config = Config::parse(&text, |name| std::env::var(name).ok())?;
+        config.base_dir = path.parent().map(|p| p.to_path_buf());
+        Ok(config)
+    }
+
+    /// The pricing file to load: the configured or default path, relative to the working
+    /// directory, then to the config's directory. `None` for a missing default (warned).
+    pub fn pricing_file(&self) -> Result<Option<std::path::PathBuf>, ConfigError> {
+        let (name, explicit) = match &self.raw.pricing.file {
+            Some(f) => (f.as_str(), true),
+            None => ("config/pricing.yaml", false),
+        };
+        let direct = std::path::PathBuf::from(name);
+        let candidates = std::iter::once(direct.clone()).chain(self.base_dir.iter().map(|d| d.join(name)));
+        for c in candidates {
+            if c.exists() {
+                return Ok(Some(c));
+            }
+        }
+        if explicit {
+            Err(ConfigError::new(format!("pricing.file `{name}` not found")))
+        } else {
+            Ok(None)
+        }
     }
 
     /// Parses config text; `env` resolves `${VAR}`.
@@ -241,6 +268,13 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
         });
     }
 
+    let a = &raw.audit;
+    if a.on_full != "block" && a.on_full != "drop" {
+        return Err(ConfigError {
+            message: format!("audit.on_full `{}` (expected block or drop)", a.on_full),
+            line: find_line(text, &["audit", "on_full"]),
+        });
+    }
     let hints = key_hints(text);
     let mut warnings = Vec::new();
     let mut providers = BTreeMap::new();
@@ -318,6 +352,7 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
                 headers: p.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 timeouts,
                 health_check,
+                stream_usage: p.stream_usage,
                 disabled,
             },
         );
@@ -359,6 +394,7 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
                 model: t.model.clone(),
                 weight: t.weight,
                 cost_rank: t.cost_rank,
+                pricing: t.pricing,
             });
         }
         if targets.len() > MAX_TARGETS_PER_MODEL {
@@ -437,7 +473,7 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
         }
     }
 
-    Ok(Config { server: raw.server.clone(), providers, models, raw, warnings })
+    Ok(Config { server: raw.server.clone(), providers, models, raw, warnings, base_dir: None })
 }
 
 /// Best-effort line of a semantic error: the first line containing the last anchor that follows

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use crate::spend::pricing::Price;
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -13,6 +15,22 @@ pub struct RawConfig {
     pub providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
     pub models: BTreeMap<String, RawModel>,
+    #[serde(default)]
+    pub pricing: RawPricing,
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPricing {
+    /// Bundled price list; default `config/pricing.yaml` (relative to the working directory,
+    /// then to the config file's directory).
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Per model (public or upstream name), USD per million tokens.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, Price>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -53,6 +71,15 @@ pub struct RawProvider {
     /// Active probe; absent: the provider is judged by passive health (circuit breaker) only.
     #[serde(default)]
     pub health_check: Option<RawHealthCheck>,
+    /// Ask streams for `stream_options.include_usage` even when the client did not (the extra
+    /// chunk is cut before the client sees it), so every stream is accounted. Turn off for
+    /// servers that reject `stream_options`.
+    #[serde(default = "yes")]
+    pub stream_usage: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -169,6 +196,9 @@ pub struct RawTarget {
     /// Order for `strategy: cost` (lower is cheaper) until pricing data exists.
     #[serde(default)]
     pub cost_rank: u32,
+    /// This target's own price, overriding every other source.
+    #[serde(default)]
+    pub pricing: Option<Price>,
 }
 
 fn one() -> u32 {

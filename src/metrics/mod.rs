@@ -4,8 +4,8 @@
 use std::sync::OnceLock;
 
 use prometheus::{
-    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    exponential_buckets, CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -20,6 +20,12 @@ pub struct Metrics {
     pub fallbacks: IntCounterVec,
     pub target_healthy: IntGaugeVec,
     pub circuit_state: IntGaugeVec,
+    pub spend_usd: CounterVec,
+    pub saved_usd: CounterVec,
+    pub tokens: IntCounterVec,
+    pub unpriced: IntCounterVec,
+    pub estimated_usage: IntCounterVec,
+    pub audit_dropped: prometheus::IntCounter,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -91,6 +97,42 @@ impl Metrics {
             target_labels,
         )
         .expect("static metric");
+        let spend_usd = CounterVec::new(
+            Opts::new("switchyard_spend_usd_total", "Upstream cost in USD (usage x price)"),
+            &["key", "team", "model", "provider"],
+        )
+        .expect("static metric");
+        let saved_usd = CounterVec::new(
+            Opts::new("switchyard_saved_usd_total", "Cost the cache saved, in USD"),
+            &["key", "team", "model"],
+        )
+        .expect("static metric");
+        let tokens = IntCounterVec::new(
+            Opts::new("switchyard_tokens_total", "Tokens by kind (prompt, completion)"),
+            &["kind", "key", "team", "model"],
+        )
+        .expect("static metric");
+        let unpriced = IntCounterVec::new(
+            Opts::new(
+                "switchyard_unpriced_requests_total",
+                "Answers for models with no known price (counted at 0 USD)",
+            ),
+            &["model"],
+        )
+        .expect("static metric");
+        let estimated_usage = IntCounterVec::new(
+            Opts::new(
+                "switchyard_estimated_usage_total",
+                "Answers whose tokens were counted by the gateway's tokenizer",
+            ),
+            &["model", "provider"],
+        )
+        .expect("static metric");
+        let audit_dropped = prometheus::IntCounter::new(
+            "switchyard_audit_dropped_total",
+            "Audit records shed because the queue was full",
+        )
+        .expect("static metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_duration.clone()),
@@ -102,6 +144,12 @@ impl Metrics {
             Box::new(fallbacks.clone()),
             Box::new(target_healthy.clone()),
             Box::new(circuit_state.clone()),
+            Box::new(spend_usd.clone()),
+            Box::new(saved_usd.clone()),
+            Box::new(tokens.clone()),
+            Box::new(unpriced.clone()),
+            Box::new(estimated_usage.clone()),
+            Box::new(audit_dropped.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -120,6 +168,12 @@ impl Metrics {
             fallbacks,
             target_healthy,
             circuit_state,
+            spend_usd,
+            saved_usd,
+            tokens,
+            unpriced,
+            estimated_usage,
+            audit_dropped,
         }
     }
 

@@ -74,6 +74,8 @@ pub struct Upstream {
     /// Headers set on every upstream request: auth first, then the configured extras.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub timeouts: Timeouts,
+    /// Ask streams for usage (see `RawProvider::stream_usage`).
+    pub stream_usage: bool,
     pub disabled: Option<String>,
 }
 
@@ -110,6 +112,7 @@ impl Upstream {
             addr,
             headers,
             timeouts: p.timeouts,
+            stream_usage: p.stream_usage,
             disabled: p.disabled.clone(),
         }))
     }

@@ -40,6 +40,10 @@ pub struct RequestFields<'a> {
     /// Byte range of the `model` value (quotes included) in the body, for in-place rewriting.
     pub model_span: Range<usize>,
     pub stream: bool,
+    /// `stream_options.include_usage` as the client sent it.
+    pub include_usage: Option<bool>,
+    /// Byte range of the `stream_options` value, when present.
+    pub stream_options_span: Option<Range<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -54,6 +58,14 @@ struct Probe<'a> {
     prompt: Option<&'a RawValue>,
     #[serde(borrow, default)]
     input: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    stream_options: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
 }
 
 /// Reads `model`, `stream` and checks the endpoint's required field, borrowing from `body`.
@@ -112,16 +124,41 @@ pub fn parse_request(body: &[u8], endpoint: Endpoint) -> Result<RequestFields<'_
             });
         }
     }
-    Ok(RequestFields { model, model_span, stream: probe.stream.unwrap_or(false) })
+    let span_of = |raw: &RawValue| {
+        let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
+        start..start + raw.get().len()
+    };
+    let include_usage = probe
+        .stream_options
+        .and_then(|raw| serde_json::from_str::<StreamOptions>(raw.get()).ok())
+        .and_then(|o| o.include_usage);
+    let stream_options_span = probe.stream_options.filter(|r| r.get() != "null").map(span_of);
+    Ok(RequestFields { model, model_span, stream: probe.stream.unwrap_or(false), include_usage, stream_options_span })
+}
+
+/// Applies non-overlapping byte edits (range replaced by bytes; an empty range inserts).
+pub fn apply_edits(body: &[u8], edits: &mut [(Range<usize>, &[u8])]) -> Vec<u8> {
+    edits.sort_by_key(|(r, _)| r.start);
+    let extra: usize = edits.iter().map(|(_, b)| b.len()).sum();
+    let mut out = Vec::with_capacity(body.len() + extra);
+    let mut at = 0;
+    for (range, bytes) in edits.iter() {
+        out.extend_from_slice(&body[at..range.start]);
+        out.extend_from_slice(bytes);
+        at = range.end;
+    }
+    out.extend_from_slice(&body[at..]);
+    out
+}
+
+/// Where `"stream_options":{"include_usage":true},` can be inserted: just inside the top-level `{`.
+pub fn object_start(body: &[u8]) -> Option<usize> {
+    body.iter().position(|b| !b.is_ascii_whitespace()).filter(|&i| body[i] == b'{').map(|i| i + 1)
 }
 
 /// The body with its `model` value replaced by `model_json` (a JSON string literal).
 pub fn rewrite_model(body: &[u8], span: Range<usize>, model_json: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + model_json.len());
-    out.extend_from_slice(&body[..span.start]);
-    out.extend_from_slice(model_json);
-    out.extend_from_slice(&body[span.end..]);
-    out
+    apply_edits(body, &mut [(span, model_json)])
 }
 
 #[cfg(test)]
@@ -139,6 +176,25 @@ mod parse_tests {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["model"], "llama3.1:8b");
         assert_eq!(v["messages"][0]["content"], "hi");
+    }
+
+    #[test]
+    fn stream_options_are_found_and_edits_apply() {
+        let body = br#"{"model":"m","stream":true,"stream_options":{"include_usage":false},"messages":[1]}"#;
+        let f = parse_request(body, Endpoint::ChatCompletions).unwrap();
+        assert_eq!(f.include_usage, Some(false));
+        let span = f.stream_options_span.clone().unwrap();
+        let out = apply_edits(body, &mut [(span, br#"{"include_usage":true}"#), (f.model_span, br#""other""#)]);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["model"], "other");
+
+        let body = br#"  {"model":"m","messages":[1]}"#;
+        let at = object_start(body).unwrap();
+        let out = apply_edits(body, &mut [(at..at, br#""stream_options":{"include_usage":true},"#)]);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(parse_request(body, Endpoint::ChatCompletions).unwrap().include_usage, None);
     }
 
     #[test]

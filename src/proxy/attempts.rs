@@ -48,16 +48,41 @@ pub fn select_next(ctx: &mut RequestCtx) -> bool {
     }
 }
 
+const INCLUDE_USAGE: &[u8] = br#"{"include_usage":true}"#;
+const INSERT_STREAM_OPTIONS: &[u8] = br#""stream_options":{"include_usage":true},"#;
+
 /// The request bytes for the current target: the client's body with `model` rewritten when the
-/// upstream name differs (the rest passes through untouched).
-pub fn upstream_body(ctx: &RequestCtx) -> Option<Bytes> {
+/// upstream name differs and, for a stream whose client did not ask for usage, usage requested
+/// (second value: `true`, so the usage chunk is cut on the way back). The rest passes untouched.
+pub fn upstream_body(ctx: &RequestCtx) -> Option<(Bytes, bool)> {
     let target = ctx.target()?;
-    let current = &ctx.body[ctx.model_span.clone()];
-    Some(if current == &target.model_json[..] {
-        ctx.body.clone()
-    } else {
-        Bytes::from(openai::rewrite_model(&ctx.body, ctx.model_span.clone(), &target.model_json))
-    })
+    let body = &ctx.body;
+    let mut edits: Vec<(std::ops::Range<usize>, &[u8])> = Vec::new();
+    if body[ctx.model_span.clone()] != target.model_json[..] {
+        edits.push((ctx.model_span.clone(), &target.model_json));
+    }
+    let wants_usage = ctx.stream
+        && ctx.endpoint != Some(crate::providers::Endpoint::Embeddings)
+        && target.upstream.stream_usage
+        && ctx.include_usage != Some(true);
+    let mut inject = false;
+    if wants_usage {
+        match (&ctx.stream_options_span, openai::object_start(body)) {
+            (Some(span), _) => {
+                edits.push((span.clone(), INCLUDE_USAGE));
+                inject = true;
+            }
+            (None, Some(at)) => {
+                edits.push((at..at, INSERT_STREAM_OPTIONS));
+                inject = true;
+            }
+            (None, None) => {}
+        }
+    }
+    if edits.is_empty() {
+        return Some((body.clone(), false));
+    }
+    Some((Bytes::from(openai::apply_edits(body, &mut edits)), inject))
 }
 
 /// Another try is allowed: under `max_attempts` (first try included) and inside the deadline,

@@ -12,6 +12,7 @@ use crate::providers::Endpoint;
 use crate::routing::state::{Admit, TargetState};
 use crate::routing::{Route, Target};
 use crate::shutdown::InFlight;
+use crate::spend::usage::UsageTap;
 
 /// What one attempt ended with, for the aggregated error and metrics.
 #[derive(Debug, Clone)]
@@ -90,6 +91,11 @@ pub struct RequestCtx {
     pub body: Bytes,
     pub model_span: Range<usize>,
     pub stream: bool,
+    pub include_usage: Option<bool>,
+    pub stream_options_span: Option<Range<usize>>,
+    /// The gateway asked this try for stream usage: cut that chunk before the client sees it.
+    pub strip_usage: bool,
+    pub usage_tap: Option<UsageTap>,
     /// Pingora-level tries (`upstream_peer` calls).
     pub attempts: u32,
     pub upstream_sent: Option<Instant>,
@@ -122,6 +128,10 @@ impl RequestCtx {
             body: Bytes::new(),
             model_span: 0..0,
             stream: false,
+            include_usage: None,
+            stream_options_span: None,
+            strip_usage: false,
+            usage_tap: None,
             attempts: 0,
             upstream_sent: None,
             upstream_head: None,

@@ -1,11 +1,28 @@
-//! `logging`: one metrics record per request, after the response is done.
+//! `logging`: one record per request, after the response is done: metrics, spend, audit.
 
 use std::time::Instant;
 
 use super::ctx::RequestCtx;
 use crate::metrics;
+use crate::spend::usage::Usage;
 
-pub fn record(ctx: &RequestCtx, status: u16) {
+/// Usage and cost of an answered request (a 200 that went through the usage tap).
+#[derive(Debug, Clone, Copy)]
+pub struct Spend {
+    pub usage: Usage,
+    pub cost_usd: f64,
+    pub priced: bool,
+}
+
+pub fn spend_of(ctx: &RequestCtx) -> Option<Spend> {
+    let tap = ctx.usage_tap.as_ref()?;
+    let (route, target, snapshot) = (ctx.route.as_ref()?, ctx.target()?, ctx.snapshot.as_ref()?);
+    let usage = tap.finish(&ctx.body);
+    let price = snapshot.prices.lookup(target.pricing.as_ref(), &target.model, &route.name);
+    Some(Spend { usage, cost_usd: price.map_or(0.0, |p| p.cost(&usage)), priced: price.is_some() })
+}
+
+pub fn record(ctx: &RequestCtx, status: u16) -> Option<Spend> {
     let m = metrics::get();
     // The model the client asked for, even when a fallback served it.
     let model = ctx.primary.as_ref().map_or("-", |r| r.name.as_str());
@@ -22,5 +39,47 @@ pub fn record(ctx: &RequestCtx, status: u16) {
         m.upstream_duration.with_label_values(&labels).observe((end - sent).as_secs_f64());
         let overhead_us = ctx.overhead_us(ctx.upstream_head.unwrap_or(now));
         m.overhead.with_label_values(&[model]).observe(overhead_us as f64 / 1e6);
+    }
+    let spend = spend_of(ctx)?;
+    // Keys and teams arrive with virtual keys; until then every request is "-".
+    let (key, team) = ("-", "-");
+    m.spend_usd.with_label_values(&[key, team, model, provider]).inc_by(spend.cost_usd);
+    m.tokens.with_label_values(&["prompt", key, team, model]).inc_by(spend.usage.prompt_tokens);
+    m.tokens.with_label_values(&["completion", key, team, model]).inc_by(spend.usage.completion_tokens);
+    if !spend.priced {
+        m.unpriced.with_label_values(&[model]).inc();
+    }
+    if spend.usage.estimated {
+        m.estimated_usage.with_label_values(&[model, provider]).inc();
+    }
+    Some(spend)
+}
+
+/// The audit line for this request.
+pub fn audit_record(ctx: &RequestCtx, status: u16, spend: Option<Spend>) -> crate::audit::AuditRecord {
+    let now = Instant::now();
+    let target = ctx.target();
+    let usage = spend.map(|s| s.usage).unwrap_or_default();
+    crate::audit::AuditRecord {
+        ts: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        request_id: ctx.request_id.to_str().unwrap_or("-").to_string(),
+        key: None,
+        team: None,
+        model: ctx.primary.as_ref().map(|r| r.name.clone()),
+        provider: target.map(|t| t.upstream.name.clone()),
+        upstream_model: target.map(|t| t.model.clone()),
+        status,
+        cache: "miss",
+        attempts: ctx.selections,
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
+        cost_usd: spend.map_or(0.0, |s| s.cost_usd),
+        saved_usd: 0.0,
+        estimated: usage.estimated,
+        latency_ms: (now - ctx.started).as_secs_f64() * 1e3,
+        ttft_ms: ctx.upstream_head.map(|h| (h - ctx.started).as_secs_f64() * 1e3),
+        overhead_us: ctx.overhead_us(ctx.upstream_head.unwrap_or(now)),
+        request: (crate::audit::include_bodies() && !ctx.body.is_empty())
+            .then(|| String::from_utf8_lossy(&ctx.body).into_owned()),
     }
 }

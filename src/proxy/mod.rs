@@ -97,6 +97,21 @@ impl ProxyHttp for Gateway {
         Ok(None)
     }
 
+    /// Phase: each body chunk on its way to the client. Reads usage as it passes (and cuts the
+    /// usage chunk the gateway asked for on the client's behalf). O(chunk), never awaits.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(tap) = ctx.usage_tap.as_mut() {
+            tap.feed(body, end_of_stream);
+        }
+        Ok(None)
+    }
+
     fn fail_to_connect(
         &self,
         _session: &mut Session,
@@ -122,9 +137,11 @@ impl ProxyHttp for Gateway {
         response::fail(session, e, ctx).await
     }
 
-    /// Phase: after the response (or failure). One metrics record.
+    /// Phase: after the response (or failure). One metrics record and one audit line (queued:
+    /// the file write happens on the audit thread).
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(ctx.status, |r| r.status.as_u16());
-        logging::record(ctx, status);
+        let spend = logging::record(ctx, status);
+        crate::audit::submit(logging::audit_record(ctx, status, spend)).await;
     }
 }

@@ -69,6 +69,8 @@ pub async fn handle(live: &Live, session: &mut Session, ctx: &mut RequestCtx) ->
         Err(e) => return answer_error(session, ctx, e).await,
     };
     ctx.stream = fields.stream;
+    ctx.include_usage = fields.include_usage;
+    ctx.stream_options_span = fields.stream_options_span.clone();
     let model_span = fields.model_span.clone();
     let Some(route) = snapshot.routes.get(&fields.model).cloned() else {
         let err =
@@ -96,9 +98,10 @@ pub async fn handle(live: &Live, session: &mut Session, ctx: &mut RequestCtx) ->
 }
 
 /// Hands Pingora the request for the current target (model rewritten where needed).
-pub async fn arm_current(session: &mut Session, ctx: &RequestCtx) -> Result<()> {
-    let body = attempts::upstream_body(ctx)
+pub async fn arm_current(session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+    let (body, strip_usage) = attempts::upstream_body(ctx)
         .ok_or_else(|| pingora::Error::explain(pingora::ErrorType::InternalError, "no target chosen"))?;
+    ctx.strip_usage = strip_usage;
     let replay = body_swap::serialize_request(session.req_header(), &body);
     body_swap::arm(session, replay).await
 }

@@ -14,6 +14,7 @@ use super::ctx::{Outcome, RequestCtx};
 use super::local::answer_error;
 use super::upstream::EXHAUSTED;
 use crate::error::GatewayError;
+use crate::spend::usage::UsageTap;
 
 /// Phase: upstream response head received, before anything goes downstream. A status listed in
 /// `retry.on_status` fails this try (an error here is retried by Pingora without leaking the
@@ -41,6 +42,13 @@ pub fn upstream_head(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<
     }
     ctx.event_stream =
         resp.headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if status == 200 {
+        ctx.usage_tap = Some(UsageTap::new(ctx.event_stream, ctx.strip_usage && ctx.event_stream));
+        if ctx.strip_usage && ctx.event_stream {
+            // The body shrinks by the cut chunk; chunked framing takes over.
+            resp.remove_header(&http::header::CONTENT_LENGTH);
+        }
+    }
     Ok(())
 }
 
@@ -109,6 +117,9 @@ pub async fn fail(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> Fai
         return FailToProxy { error_code: ctx.status, can_reuse_downstream: false };
     }
     let status = err.status();
+    // Pingora will not reuse this connection after an upstream-phase failure: say so, or a
+    // keep-alive client sends its next request into a closing socket.
+    session.set_keepalive(None);
     let _ = answer_error(session, ctx, err).await;
     FailToProxy { error_code: status, can_reuse_downstream: false }
 }

@@ -29,6 +29,7 @@ pub struct Target {
     pub model_header: http::HeaderValue,
     pub weight: u32,
     pub cost_rank: u32,
+    pub pricing: Option<crate::spend::pricing::Price>,
     pub state: Arc<TargetState>,
     pub health: Arc<ProviderHealth>,
 }
@@ -176,6 +177,7 @@ impl RouteTable {
                     model: t.model.clone(),
                     weight: t.weight,
                     cost_rank: t.cost_rank,
+                    pricing: t.pricing,
                     state,
                     health: provider_health[&t.provider].1.clone(),
                 });

@@ -127,7 +127,8 @@ impl Gateway {
         let admin_port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("gateway.yaml");
-        std::fs::write(&config_path, config_with(port, admin_port, server_extra, body)).unwrap();
+        let audit = format!("audit: {{ path: \"{}\" }}\n", dir.path().join("audit.jsonl").display());
+        std::fs::write(&config_path, config_with(port, admin_port, server_extra, &format!("{body}{audit}"))).unwrap();
         Self::start_with_file(dir, config_path, port, admin_port)
     }
 
@@ -158,9 +159,27 @@ impl Gateway {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    /// Rewrites the config body (keeping this gateway's ports).
+    /// Rewrites the config body (keeping this gateway's ports and audit path).
     pub fn write_config(&self, server_extra: &str, body: &str) {
-        std::fs::write(&self.config_path, config_with(self.port, self.admin_port, server_extra, body)).unwrap();
+        let audit = format!("audit: {{ path: \"{}\" }}\n", self.audit_path().display());
+        std::fs::write(
+            &self.config_path,
+            config_with(self.port, self.admin_port, server_extra, &format!("{body}{audit}")),
+        )
+        .unwrap();
+    }
+
+    pub fn audit_path(&self) -> PathBuf {
+        self.dir.path().join("audit.jsonl")
+    }
+
+    /// The audit lines written so far, parsed.
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.audit_path())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect()
     }
 
     pub fn signal(&self, sig: &str) {
