@@ -36,7 +36,10 @@ fn main() -> ExitCode {
     .format_timestamp_millis()
     .init();
     match Cli::parse().command {
-        Command::Check { config } => match switchyard::config::Config::load(&config) {
+        Command::Check { config } => match switchyard::config::Config::load(&config)
+            .and_then(|c| switchyard::config::live::Snapshot::build(c, 1, None))
+            .map(|s| s.config)
+        {
             Ok(cfg) => {
                 for w in &cfg.warnings {
                     eprintln!("warning: {w}");

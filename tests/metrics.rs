@@ -22,7 +22,15 @@ async fn requests_are_counted_by_model_provider_and_status() {
     assert_eq!(fail.status(), 502, "a retryable 500 from the only target ends as the aggregated 502");
     assert_eq!(c.post(gw.url("/v1/chat/completions")).json(&chat("nope", "m")).send().await.unwrap().status(), 404);
 
-    let text = c.get(gw.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    // Metrics are recorded after the response bytes leave: wait for the last one to land.
+    let scrape = || async { c.get(gw.admin_url("/metrics")).send().await.unwrap().text().await.unwrap() };
+    let settled = eventually(std::time::Duration::from_secs(5), || async {
+        let t = scrape().await;
+        t.contains("switchyard_in_flight_requests 0") && t.contains(r#"status="404"} 1"#)
+    })
+    .await;
+    assert!(settled, "{}", scrape().await);
+    let text = scrape().await;
     assert!(text.contains(r#"switchyard_requests_total{model="demo",provider="mock",status="200"} 3"#), "{text}");
     assert!(text.contains(r#"switchyard_requests_total{model="demo",provider="switchyard",status="502"} 1"#), "{text}");
     assert!(text.contains(r#"switchyard_requests_total{model="-",provider="switchyard",status="404"} 1"#), "{text}");

@@ -244,7 +244,9 @@ async fn least_latency_moves_traffic_to_the_fast_target() {
     }
     let (nf, ns) = (fast.requests().await, slow.requests().await);
     assert!(ns >= 2, "exploration must keep measuring the slow target ({ns})");
-    assert!(nf >= 60, "fast {nf} vs slow {ns}");
+    // The slow target gets exploration traffic (~1/16) plus the first measurements; a stall on
+    // the fast one may cost it a few more, but most traffic must move.
+    assert!(nf >= 3 * ns, "fast {nf} vs slow {ns}");
 }
 
 #[tokio::test]
@@ -273,4 +275,22 @@ async fn reload_under_traffic_keeps_in_flight_requests_working() {
     let text = in_flight.await.unwrap();
     assert!(text.trim_end().ends_with("data: [DONE]"), "in-flight stream broken by reload: {text}");
     assert_eq!(a.stats().await["streams_completed"], 1);
+}
+
+#[tokio::test]
+async fn unresolvable_provider_is_a_failed_try_not_a_dead_end() {
+    let ok = Mock::start(&[]);
+    let body = format!(
+        "providers:\n  ghost: {{ kind: openai, base_url: \"http://no-such-host.invalid/v1\" }}\n{}models:\n  m:\n    strategy: round-robin\n    targets: [ {{ provider: ghost, model: x }}, {{ provider: ok, model: y }} ]\n    retry: {{ backoff_ms: 0 }}\n    circuit_breaker: {{ consecutive_failures: 100 }}\n",
+        provider("ok", &ok, "")
+    );
+    let gw = Gateway::start("", &body);
+    let mut retried = false;
+    for _ in 0..4 {
+        let resp = send(&gw, "m", "x").await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-switchyard-provider"], "ok");
+        retried |= resp.headers()["x-switchyard-attempts"] == "2";
+    }
+    assert!(retried);
 }

@@ -23,7 +23,8 @@ async fn in_flight_request_completes_then_process_exits() {
     let mut gw = Gateway::start("  grace_period_secs: 10\n", &demo_body(&mock));
     let url = gw.url("/v1/chat/completions");
     let pending = tokio::spawn(async move { client().post(url).json(&chat("demo", "slow")).send().await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // SIGTERM only once the request is really in flight (the mock has it).
+    assert!(eventually(Duration::from_secs(5), || async { mock.requests().await == 1 }).await);
     gw.signal("TERM");
     let resp = pending.await.unwrap().expect("in-flight request must be answered");
     assert_eq!(resp.status(), 200);
@@ -38,7 +39,7 @@ async fn grace_period_bounds_the_drain() {
     let mut gw = Gateway::start("  grace_period_secs: 1\n", &demo_body(&mock));
     let url = gw.url("/v1/chat/completions");
     let _stuck = tokio::spawn(async move { client().post(url).json(&chat("demo", "stuck")).send().await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(eventually(Duration::from_secs(5), || async { mock.requests().await == 1 }).await);
     gw.signal("TERM");
     assert!(wait_exit(&mut gw, Duration::from_secs(8)).is_some(), "gateway ignored its 1 s grace period");
 }

@@ -255,6 +255,12 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
             line: find_line(text, &[addr]),
         })?;
     }
+    if s.grace_period_secs > 3600 {
+        return Err(ConfigError {
+            message: "server.grace_period_secs must be at most 3600".into(),
+            line: find_line(text, &["grace_period_secs"]),
+        });
+    }
     if s.threads == 0 {
         return Err(ConfigError {
             message: "server.threads must be at least 1".into(),
@@ -311,10 +317,16 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
                         })
                     }
                 };
-                if h.interval_secs == 0 || h.timeout_ms == 0 || h.failures == 0 || h.successes == 0 {
+                if h.interval_secs == 0
+                    || h.interval_secs > 86_400
+                    || h.timeout_ms == 0
+                    || h.timeout_ms > 600_000
+                    || h.failures == 0
+                    || h.successes == 0
+                {
                     return Err(ConfigError {
                         message: format!(
-                            "provider `{name}`: health_check interval_secs, timeout_ms, failures and successes must be at least 1"
+                            "provider `{name}`: health_check needs interval_secs in 1..=86400, timeout_ms in 1..=600000, failures and successes >= 1"
                         ),
                         line: find_line(text, &["providers:", &format!("{name}:"), "health_check"]),
                     });

@@ -42,7 +42,10 @@ pub fn select_next(ctx: &mut RequestCtx) -> bool {
                     return false;
                 }
                 ctx.chain_pos += 1;
-                ctx.tried = 0;
+                ctx.tried = already_tried_in(
+                    ctx,
+                    primary.fallbacks.get(ctx.chain_pos - 1).and_then(|n| snapshot.routes.get(n)),
+                );
             }
         }
     }
@@ -50,6 +53,20 @@ pub fn select_next(ctx: &mut RequestCtx) -> bool {
 
 const INCLUDE_USAGE: &[u8] = br#"{"include_usage":true}"#;
 const INSERT_STREAM_OPTIONS: &[u8] = br#""stream_options":{"include_usage":true},"#;
+
+/// Targets of a fallback route that this request already tried under another model name (same
+/// provider and upstream model): a try never returns to them.
+fn already_tried_in(ctx: &RequestCtx, route: Option<&std::sync::Arc<crate::routing::Route>>) -> u64 {
+    let Some(route) = route else { return 0 };
+    route.targets.iter().enumerate().fold(0u64, |mask, (i, t)| {
+        let seen = ctx.log.iter().any(|a| a.provider == t.upstream.name && a.model == t.model);
+        if seen {
+            mask | (1 << i)
+        } else {
+            mask
+        }
+    })
+}
 
 /// The request bytes for the current target: the client's body with `model` rewritten when the
 /// upstream name differs and, for a stream whose client did not ask for usage, usage requested
@@ -123,6 +140,16 @@ pub fn fail(ctx: &mut RequestCtx, outcome: Outcome) {
     };
     metrics::get().attempts.with_label_values(&[&route.name, &target.upstream.name, &label]).inc();
     ctx.log.push(AttemptRecord { provider: target.upstream.name.clone(), model: target.model.clone(), outcome });
+}
+
+/// Charges the breaker without a retry: a stream that broke after it started, or a 5xx passed
+/// through because it is not in `on_status`. `label` is the metrics outcome.
+pub fn charge_breaker(ctx: &mut RequestCtx, label: &str) {
+    let (Some(route), Some(attempt)) = (ctx.route.clone(), ctx.current.as_mut()) else { return };
+    attempt.settled = true;
+    attempt.state.record_failure(&route.breaker, crate::routing::state::Admit::Normal, None);
+    let provider = &route.targets[attempt.index].upstream.name;
+    metrics::get().attempts.with_label_values(&[&route.name, provider, label]).inc();
 }
 
 /// The current attempt got a response the client may see: close a half-open circuit, sample TTFB.

@@ -36,7 +36,13 @@ pub fn upstream_head(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<
         e.set_retry(attempts::can_retry(ctx));
         return Err(e);
     }
-    attempts::succeed(ctx, now);
+    if status >= 500 {
+        // Passed through (not in on_status), but still the provider failing.
+        let mut buf = itoa::Buffer::new();
+        attempts::charge_breaker(ctx, buf.format(status));
+    } else {
+        attempts::succeed(ctx, now);
+    }
     if let Some(theirs) = resp.remove_header("x-request-id") {
         let _ = resp.insert_header("x-upstream-request-id", theirs);
     }
@@ -95,13 +101,18 @@ pub fn upstream_body(end_of_stream: bool, ctx: &mut RequestCtx) -> Result<()> {
 /// sent yet, one SSE `data: {"error":...}` event (then close, no `[DONE]`) when a stream was
 /// already under way.
 pub async fn fail(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
-    let upstream_failure = ctx.primary.is_some() && (!ctx.log.is_empty() || *e.etype() == EXHAUSTED);
-    let err = if upstream_failure {
-        attempts::exhausted(ctx)
-    } else if e.esource() == &ErrorSource::Downstream {
+    if e.esource() == &ErrorSource::Downstream && !matches!(e.etype(), ErrorType::HTTPStatus(_)) {
         // The client went away (or sent garbage mid-body): nobody to answer.
         ctx.status = 0;
         return FailToProxy { error_code: 0, can_reuse_downstream: false };
+    }
+    let upstream_failure = ctx.primary.is_some() && (!ctx.log.is_empty() || *e.etype() == EXHAUSTED);
+    let err = if upstream_failure && session.response_written().is_none() {
+        attempts::exhausted(ctx)
+    } else if upstream_failure || e.esource() == &ErrorSource::Upstream {
+        // Mid-stream: the stream broke after it started.
+        let provider = ctx.target().map_or_else(|| "-".to_string(), |t| t.upstream.name.clone());
+        GatewayError::UpstreamUnreachable { provider, detail: e.to_string() }
     } else {
         GatewayError::Internal(e.to_string())
     };

@@ -35,7 +35,7 @@ pub async fn peer(session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<Htt
             if let Some(t) = previous_try {
                 ctx.retry_wait += t.elapsed();
             }
-            if !attempts::select_next(ctx) {
+            if !attempts::can_retry(ctx) || !attempts::select_next(ctx) {
                 return Err(Error::explain(EXHAUSTED, "no target left to try"));
             }
         }
@@ -43,15 +43,21 @@ pub async fn peer(session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<Htt
         ctx.upstream_head = None;
         arm_current(session, ctx).await?;
     }
-    let target = ctx.target().ok_or_else(|| Error::explain(ErrorType::InternalError, "no target chosen"))?;
-    match target.upstream.peer().await {
-        Ok(peer) => Ok(Box::new(peer)),
-        Err(e) => Err(Error::create(
-            ErrorType::ConnectError,
-            ErrorSource::Upstream,
-            Some(format!("resolving {}: {e}", target.upstream.host_port).into()),
-            None,
-        )),
+    loop {
+        let target = ctx.target().ok_or_else(|| Error::explain(ErrorType::InternalError, "no target chosen"))?;
+        match target.upstream.peer().await {
+            Ok(peer) => return Ok(Box::new(peer)),
+            Err(e) => {
+                // Name resolution failed: a failed try like a refused connect, handled here
+                // because Pingora does not retry errors from this hook.
+                let detail = format!("resolving {}: {e}", target.upstream.host_port);
+                attempts::fail(ctx, Outcome::Error(detail));
+                if !attempts::can_retry(ctx) || !attempts::select_next(ctx) {
+                    return Err(Error::explain(EXHAUSTED, "no target left to try"));
+                }
+                arm_current(session, ctx).await?;
+            }
+        }
     }
 }
 
@@ -101,8 +107,13 @@ pub fn on_connect_error(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
 /// errors (a stale pooled connection is resent to the same target once, blameless); after the
 /// first byte the stream cannot be retried and the target is charged a failure.
 pub fn on_proxy_error(session: &Session, ctx: &mut RequestCtx, mut e: Box<Error>, client_reused: bool) -> Box<Error> {
+    if e.esource() == &ErrorSource::Downstream {
+        // The client went away: not the provider's fault, and nobody is left to retry for.
+        e.set_retry(false);
+        return e;
+    }
     if session.response_written().is_some() {
-        attempts::fail(ctx, outcome_of(&e));
+        attempts::charge_breaker(ctx, "broken_stream");
         e.set_retry(false);
         return e;
     }

@@ -156,7 +156,8 @@ impl TargetState {
         let (ok, failed) = self.window_record(policy, false);
         let now = now_ms();
         let open_for = if let Some(ra) = retry_after {
-            Some(ra)
+            // A provider's Retry-After is trusted up to an hour, never longer.
+            Some(ra.min(Duration::from_secs(3600)))
         } else if admit == Admit::Probe || consecutive >= policy.consecutive_failures {
             Some(policy.cooldown)
         } else {
@@ -166,7 +167,7 @@ impl TargetState {
         };
         if let Some(d) = open_for {
             if !d.is_zero() {
-                let was = self.open_until_ms.swap(now + d.as_millis() as u64, Ordering::AcqRel);
+                let was = self.open_until_ms.swap(now.saturating_add(d.as_millis() as u64), Ordering::AcqRel);
                 if was == 0 || was <= now {
                     self.times_opened.fetch_add(1, Ordering::Relaxed);
                 }
@@ -240,7 +241,7 @@ mod tests {
     #[test]
     fn opens_after_consecutive_failures_then_half_opens_once() {
         let s = TargetState::default();
-        let p = policy(3, 40);
+        let p = policy(3, 300);
         for _ in 0..2 {
             s.record_failure(&p, Admit::Normal, None);
         }
@@ -248,7 +249,7 @@ mod tests {
         s.record_failure(&p, Admit::Normal, None);
         assert_eq!(s.state(now_ms()), BreakerState::Open);
         assert!(s.admit(now_ms()).is_none());
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(350));
         assert_eq!(s.admit(now_ms()), Some(Admit::Probe));
         assert_eq!(s.admit(now_ms()), None, "only one probe at a time");
         s.record_success(&p, Admit::Probe, None);
@@ -259,9 +260,9 @@ mod tests {
     #[test]
     fn failed_probe_reopens_and_retry_after_overrides_cooldown() {
         let s = TargetState::default();
-        let p = policy(1, 20);
+        let p = policy(1, 300);
         s.record_failure(&p, Admit::Normal, None);
-        std::thread::sleep(Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(350));
         let admit = s.admit(now_ms()).unwrap();
         s.record_failure(&p, admit, None);
         assert_eq!(s.state(now_ms()), BreakerState::Open);
@@ -269,6 +270,9 @@ mod tests {
         let s = TargetState::default();
         s.record_failure(&policy(100, 10), Admit::Normal, Some(Duration::from_secs(30)));
         assert!(s.open_remaining_ms(now_ms()) > 29_000);
+        let s = TargetState::default();
+        s.record_failure(&policy(100, 10), Admit::Normal, Some(Duration::from_secs(u64::MAX / 2)));
+        assert!(s.open_remaining_ms(now_ms()) <= 3_600_000, "Retry-After is capped");
     }
 
     #[test]

@@ -68,7 +68,15 @@ async fn serve(knobs: Knobs) -> std::io::Result<()> {
     eprintln!("mock-provider listening on {}", listener.local_addr()?);
     let state = Arc::new(openai::State::new(knobs));
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // Out of file descriptors under load, a reset during accept...: keep serving.
+                eprintln!("mock-provider: accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         tokio::spawn(async move {

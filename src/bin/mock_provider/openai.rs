@@ -61,8 +61,8 @@ fn behaviour(k: &Knobs, req: &Request<Incoming>) -> Behaviour {
     Behaviour {
         latency_ms: header(req, "x-mock-latency-ms").unwrap_or(k.latency_ms),
         tokens_per_sec: header(req, "x-mock-tokens-per-sec").unwrap_or(k.tokens_per_sec),
-        answer_tokens: header(req, "x-mock-answer-tokens").unwrap_or(k.answer_tokens),
-        fail_status: header(req, "x-mock-fail-status").or(k.fail_status),
+        answer_tokens: header(req, "x-mock-answer-tokens").unwrap_or(k.answer_tokens).min(100_000),
+        fail_status: header::<u16>(req, "x-mock-fail-status").or(k.fail_status).filter(|s| (400..=599).contains(s)),
         retry_after: header(req, "x-mock-retry-after").unwrap_or(k.retry_after),
         cut_after_chunks: header(req, "x-mock-cut-after-chunks").or(k.cut_after_chunks),
     }
