@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 /// Why the gateway answered instead of (or after) the upstream.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GatewayError {
     #[error("{message}")]
     BadRequest { message: String, code: &'static str, param: Option<&'static str> },
@@ -30,6 +30,16 @@ pub enum GatewayError {
     /// 429 if all were 429s, 503 if none was usable, 504 if all timed out, else 502.
     #[error("{message}")]
     AttemptsFailed { status: u16, message: String, attempts: Vec<AttemptSummary>, retry_after: Option<u64> },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("Key `{key}` may not use model `{model}`")]
+    ModelNotAllowed { key: String, model: String },
+    #[error(
+        "Budget exceeded for {scope} `{name}`: spent ${spent:.4} of ${budget:.4} this period; resets at {reset_at}"
+    )]
+    BudgetExceeded { scope: &'static str, name: String, spent: f64, budget: f64, reset_at: String },
+    #[error("Rate limit reached for {scope} `{name}`: {limit} exceeded; retry after {retry_after} s")]
+    RateLimited { scope: &'static str, name: String, limit: &'static str, retry_after: u64 },
     #[error("Internal gateway error: {0}")]
     Internal(String),
 }
@@ -53,6 +63,9 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         match self {
             GatewayError::BadRequest { .. } | GatewayError::PinnedProviderNotServing { .. } => 400,
+            GatewayError::Unauthorized(_) => 401,
+            GatewayError::ModelNotAllowed { .. } => 403,
+            GatewayError::BudgetExceeded { .. } | GatewayError::RateLimited { .. } => 429,
             GatewayError::AttemptsFailed { status, .. } => *status,
             GatewayError::ModelNotFound { .. } | GatewayError::PathNotFound(_) => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
@@ -72,7 +85,11 @@ impl GatewayError {
             | GatewayError::PathNotFound(_)
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::BodyTooLarge { .. }
-            | GatewayError::PinnedProviderNotServing { .. } => "invalid_request_error",
+            | GatewayError::PinnedProviderNotServing { .. }
+            | GatewayError::Unauthorized(_)
+            | GatewayError::ModelNotAllowed { .. } => "invalid_request_error",
+            GatewayError::BudgetExceeded { .. } => "budget_exceeded",
+            GatewayError::RateLimited { .. } => "rate_limit_exceeded",
             GatewayError::AttemptsFailed { status: 429, .. } => "rate_limit_error",
             GatewayError::AttemptsFailed { .. } => "upstream_error",
             GatewayError::NoUsableTarget(_)
@@ -94,6 +111,10 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable { .. } => "upstream_unreachable",
             GatewayError::UpstreamTimeout { .. } => "upstream_timeout",
             GatewayError::PinnedProviderNotServing { .. } => "provider_not_serving_model",
+            GatewayError::Unauthorized(_) => "invalid_api_key",
+            GatewayError::ModelNotAllowed { .. } => "model_not_allowed",
+            GatewayError::BudgetExceeded { .. } => "budget_exceeded",
+            GatewayError::RateLimited { .. } => "rate_limit_exceeded",
             GatewayError::AttemptsFailed { status: 429, .. } => "rate_limit_exceeded",
             GatewayError::AttemptsFailed { status: 503, .. } => "no_usable_target",
             GatewayError::AttemptsFailed { status: 504, .. } => "upstream_timeout",
@@ -118,6 +139,7 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             GatewayError::AttemptsFailed { retry_after, .. } => *retry_after,
+            GatewayError::RateLimited { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -135,6 +157,9 @@ impl GatewayError {
         });
         if let GatewayError::AttemptsFailed { attempts, .. } = self {
             body["error"]["attempts"] = serde_json::to_value(attempts).unwrap_or_default();
+        }
+        if let GatewayError::BudgetExceeded { reset_at, .. } = self {
+            body["error"]["reset_at"] = serde_json::Value::from(reset_at.as_str());
         }
         Bytes::from(body.to_string())
     }

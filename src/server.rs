@@ -1,6 +1,7 @@
 //! Wires the services together: gateway listener, admin listener, config watcher.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use log::info;
@@ -16,6 +17,7 @@ use crate::config::ConfigError;
 use crate::proxy::Gateway;
 use crate::routing::health::HealthProber;
 use crate::shutdown::DrainingShutdown;
+use crate::spend::SpendState;
 
 /// Loads the config and serves until a shutdown signal. Returns only on a startup error.
 pub fn serve(config_path: PathBuf) -> Result<(), ConfigError> {
@@ -35,11 +37,17 @@ pub fn serve(config_path: PathBuf) -> Result<(), ConfigError> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut gateway = pingora::proxy::http_proxy_service(&server.configuration, Gateway::new(live.clone()));
+    let ledger_path = &snapshot.config.raw.spend.ledger_path;
+    let spend = Arc::new(
+        SpendState::open((!ledger_path.is_empty()).then(|| std::path::Path::new(ledger_path)))
+            .map_err(|e| ConfigError::new(format!("spend ledger {ledger_path}: {e}")))?,
+    );
+    let mut gateway =
+        pingora::proxy::http_proxy_service(&server.configuration, Gateway::new(live.clone(), spend.clone()));
     gateway.add_tcp(&s.listen);
     gateway.threads = Some(s.threads);
 
-    let mut admin = Service::new("admin".to_string(), Admin::new(live.clone()));
+    let mut admin = Service::new("admin".to_string(), Admin::new(live.clone(), spend.clone()));
     admin.add_tcp(&s.admin_listen);
     admin.threads = Some(1);
 
@@ -59,6 +67,7 @@ pub fn serve(config_path: PathBuf) -> Result<(), ConfigError> {
         snapshot.version
     );
     let grace = Duration::from_secs(s.grace_period_secs);
+    crate::shutdown::on_exit(Box::new(move || spend.accounts.flush()));
     drop(snapshot);
     server.run(RunArgs { shutdown_signal: Box::new(DrainingShutdown { grace }) });
     std::process::exit(0)

@@ -16,6 +16,14 @@ use crate::metrics;
 
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
+type ExitHook = Box<dyn Fn() + Send + Sync>;
+static EXIT_HOOK: std::sync::OnceLock<ExitHook> = std::sync::OnceLock::new();
+
+/// Runs once just before a graceful exit (flushing the spend ledger).
+pub fn on_exit(hook: ExitHook) {
+    let _ = EXIT_HOOK.set(hook);
+}
+
 /// Counts one request as in flight for as long as it lives (held in the request context).
 #[derive(Debug)]
 pub struct InFlight(());
@@ -68,6 +76,9 @@ impl ShutdownSignalWatch for DrainingShutdown {
             }
             info!("shutdown: {} request(s) still in flight, exiting", in_flight());
             crate::audit::flush(Duration::from_secs(2));
+            if let Some(hook) = EXIT_HOOK.get() {
+                hook();
+            }
             std::process::exit(0);
         });
         ShutdownSignal::GracefulTerminate

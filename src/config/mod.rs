@@ -42,11 +42,12 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The validated configuration, defaults resolved.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Config {
     pub server: raw::RawServer,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub models: BTreeMap<String, ModelConfig>,
+    pub keys: crate::spend::keys::KeyTable,
     /// The parsed file, kept to show (redacted) in `GET /admin/config`.
     pub raw: RawConfig,
     /// Non-fatal problems (skipped providers...), logged at load.
@@ -485,7 +486,23 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
         }
     }
 
-    Ok(Config { server: raw.server.clone(), providers, models, raw, warnings, base_dir: None })
+    for k in &raw.keys {
+        if let Some(bad) = k.models.iter().flatten().find(|m| !models.contains_key(*m)) {
+            return Err(ConfigError {
+                message: format!("key `{}` allows undefined model `{bad}`", k.name),
+                line: find_line(text, &["keys:", &k.name, bad]),
+            });
+        }
+    }
+    let keys = crate::spend::keys::KeyTable::build(&raw.keys, &raw.teams)
+        .map_err(|m| ConfigError { message: m, line: find_line(text, &["keys:"]) })?;
+    if !(0.0..=1.0).contains(&raw.spend.soft_limit) {
+        return Err(ConfigError {
+            message: "spend.soft_limit must be within [0, 1]".into(),
+            line: find_line(text, &["soft_limit"]),
+        });
+    }
+    Ok(Config { server: raw.server.clone(), providers, models, keys, raw, warnings, base_dir: None })
 }
 
 /// Best-effort line of a semantic error: the first line containing the last anchor that follows
@@ -529,6 +546,11 @@ fn key_hints(text: &str) -> BTreeMap<String, Vec<String>> {
 /// A copy of the raw config with every secret replaced, for `GET /admin/config`.
 pub fn redacted(raw: &RawConfig) -> serde_json::Value {
     let mut copy = raw.clone();
+    for k in copy.keys.iter_mut() {
+        if k.key.is_some() {
+            k.key = Some("[redacted]".into());
+        }
+    }
     for p in copy.providers.values_mut() {
         if let Some(k) = p.api_key.as_mut() {
             if !k.is_empty() {

@@ -19,6 +19,38 @@ pub struct RawConfig {
     pub pricing: RawPricing,
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,
+    /// Virtual keys; when any is configured, every API request needs one.
+    #[serde(default)]
+    pub keys: Vec<crate::spend::keys::RawKey>,
+    #[serde(default)]
+    pub teams: BTreeMap<String, crate::spend::keys::RawTeam>,
+    #[serde(default)]
+    pub spend: RawSpend,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSpend {
+    /// Durable spend ledger (restart to change); empty string keeps spend in memory only.
+    pub ledger_path: String,
+    /// Output tokens reserved when a request gives no max_tokens and the price list has no
+    /// max_output_tokens for the model.
+    pub default_reserve_tokens: u64,
+    /// Fraction of a budget that logs a warning and counts `switchyard_budget_soft_limit_total`.
+    pub soft_limit: f64,
+    /// The period `GET /admin/spend` reports on.
+    pub report_period: crate::spend::period::Period,
+}
+
+impl Default for RawSpend {
+    fn default() -> Self {
+        RawSpend {
+            ledger_path: "data/spend.ledger".into(),
+            default_reserve_tokens: 1024,
+            soft_limit: 0.8,
+            report_period: crate::spend::period::Period::Monthly,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

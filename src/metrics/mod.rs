@@ -26,6 +26,9 @@ pub struct Metrics {
     pub unpriced: IntCounterVec,
     pub estimated_usage: IntCounterVec,
     pub audit_dropped: prometheus::IntCounter,
+    pub rate_limited: IntCounterVec,
+    pub budget_remaining: prometheus::GaugeVec,
+    pub budget_soft_limit: IntCounterVec,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -133,6 +136,21 @@ impl Metrics {
             "Audit records shed because the queue was full",
         )
         .expect("static metric");
+        let rate_limited = IntCounterVec::new(
+            Opts::new("switchyard_rate_limited_total", "Requests refused by an RPM/TPM limit"),
+            &["scope", "name", "limit"],
+        )
+        .expect("static metric");
+        let budget_remaining = prometheus::GaugeVec::new(
+            Opts::new("switchyard_budget_remaining_usd", "Budget left in the current period"),
+            &["scope", "name"],
+        )
+        .expect("static metric");
+        let budget_soft_limit = IntCounterVec::new(
+            Opts::new("switchyard_budget_soft_limit_total", "Times spend crossed spend.soft_limit of a budget"),
+            &["scope", "name"],
+        )
+        .expect("static metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_duration.clone()),
@@ -150,6 +168,9 @@ impl Metrics {
             Box::new(unpriced.clone()),
             Box::new(estimated_usage.clone()),
             Box::new(audit_dropped.clone()),
+            Box::new(rate_limited.clone()),
+            Box::new(budget_remaining.clone()),
+            Box::new(budget_soft_limit.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -174,6 +195,9 @@ impl Metrics {
             unpriced,
             estimated_usage,
             audit_dropped,
+            rate_limited,
+            budget_remaining,
+            budget_soft_limit,
         }
     }
 

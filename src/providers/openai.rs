@@ -44,6 +44,8 @@ pub struct RequestFields<'a> {
     pub include_usage: Option<bool>,
     /// Byte range of the `stream_options` value, when present.
     pub stream_options_span: Option<Range<usize>>,
+    /// `max_completion_tokens`, else `max_tokens`.
+    pub max_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -60,6 +62,10 @@ struct Probe<'a> {
     input: Option<&'a RawValue>,
     #[serde(borrow, default)]
     stream_options: Option<&'a RawValue>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    max_completion_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -133,7 +139,14 @@ pub fn parse_request(body: &[u8], endpoint: Endpoint) -> Result<RequestFields<'_
         .and_then(|raw| serde_json::from_str::<StreamOptions>(raw.get()).ok())
         .and_then(|o| o.include_usage);
     let stream_options_span = probe.stream_options.filter(|r| r.get() != "null").map(span_of);
-    Ok(RequestFields { model, model_span, stream: probe.stream.unwrap_or(false), include_usage, stream_options_span })
+    Ok(RequestFields {
+        model,
+        model_span,
+        stream: probe.stream.unwrap_or(false),
+        include_usage,
+        stream_options_span,
+        max_tokens: probe.max_completion_tokens.or(probe.max_tokens),
+    })
 }
 
 /// Applies non-overlapping byte edits (range replaced by bytes; an empty range inserts).

@@ -12,6 +12,8 @@ use crate::providers::Endpoint;
 use crate::routing::state::{Admit, TargetState};
 use crate::routing::{Route, Target};
 use crate::shutdown::InFlight;
+use crate::spend::budget::Reservation;
+use crate::spend::keys::{KeyInfo, TeamInfo};
 use crate::spend::usage::UsageTap;
 
 /// What one attempt ended with, for the aggregated error and metrics.
@@ -96,6 +98,14 @@ pub struct RequestCtx {
     /// The gateway asked this try for stream usage: cut that chunk before the client sees it.
     pub strip_usage: bool,
     pub usage_tap: Option<UsageTap>,
+    pub max_tokens: Option<u64>,
+    pub key: Option<Arc<KeyInfo>>,
+    pub team: Option<Arc<TeamInfo>>,
+    /// The key's team name (a team absent under `teams:` has no budget but is still reported).
+    pub team_name: Option<String>,
+    pub reservation: Option<Reservation>,
+    /// TPM taken at admission: (scope, per-minute limit, tokens), corrected at the end.
+    pub tpm_taken: Vec<(&'static str, u64, f64)>,
     /// Pingora-level tries (`upstream_peer` calls).
     pub attempts: u32,
     pub upstream_sent: Option<Instant>,
@@ -132,6 +142,12 @@ impl RequestCtx {
             stream_options_span: None,
             strip_usage: false,
             usage_tap: None,
+            max_tokens: None,
+            key: None,
+            team: None,
+            team_name: None,
+            reservation: None,
+            tpm_taken: Vec::new(),
             attempts: 0,
             upstream_sent: None,
             upstream_head: None,

@@ -41,8 +41,8 @@ pub fn record(ctx: &RequestCtx, status: u16) -> Option<Spend> {
         m.overhead.with_label_values(&[model]).observe(overhead_us as f64 / 1e6);
     }
     let spend = spend_of(ctx)?;
-    // Keys and teams arrive with virtual keys; until then every request is "-".
-    let (key, team) = ("-", "-");
+    let key = ctx.key.as_ref().map_or("-", |k| k.name.as_str());
+    let team = ctx.team_name.as_deref().unwrap_or("-");
     m.spend_usd.with_label_values(&[key, team, model, provider]).inc_by(spend.cost_usd);
     m.tokens.with_label_values(&["prompt", key, team, model]).inc_by(spend.usage.prompt_tokens);
     m.tokens.with_label_values(&["completion", key, team, model]).inc_by(spend.usage.completion_tokens);
@@ -63,8 +63,8 @@ pub fn audit_record(ctx: &RequestCtx, status: u16, spend: Option<Spend>) -> crat
     crate::audit::AuditRecord {
         ts: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         request_id: ctx.request_id.to_str().unwrap_or("-").to_string(),
-        key: None,
-        team: None,
+        key: ctx.key.as_ref().map(|k| k.name.clone()),
+        team: ctx.team_name.clone(),
         model: ctx.primary.as_ref().map(|r| r.name.clone()),
         provider: target.map(|t| t.upstream.name.clone()),
         upstream_model: target.map(|t| t.model.clone()),

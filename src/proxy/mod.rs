@@ -1,6 +1,7 @@
 //! The Pingora `ProxyHttp` implementation. Hooks run in the order written here and only
 //! orchestrate: each delegates to the file for its phase.
 
+mod admission;
 mod attempts;
 mod body_swap;
 pub mod ctx;
@@ -23,17 +24,21 @@ pub use body_swap::serialize_request;
 use ctx::RequestCtx;
 
 use crate::config::live::Live;
+use crate::spend::SpendState;
 
 /// The gateway: holds the live config; all per-request state is in [`RequestCtx`].
 pub struct Gateway {
     live: Arc<Live>,
+    spend: Arc<SpendState>,
 }
 
 impl Gateway {
-    pub fn new(live: Arc<Live>) -> Self {
-        Gateway { live }
+    pub fn new(live: Arc<Live>, spend: Arc<SpendState>) -> Self {
+        Gateway { live, spend }
     }
 }
+
+pub use admission::export_budget_gauges;
 
 #[async_trait]
 impl ProxyHttp for Gateway {
@@ -46,7 +51,7 @@ impl ProxyHttp for Gateway {
     /// Phase: request head read. Writes every `ctx` routing field. `Ok(true)` means the gateway
     /// answered (health, models, errors); the body is read here because routing needs `model`.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        request::handle(&self.live, session, ctx).await
+        request::handle(&self.live, &self.spend, session, ctx).await
     }
 
     /// Phase: once per attempt. Reads `ctx.target`; re-arms the body on retries.
@@ -141,7 +146,12 @@ impl ProxyHttp for Gateway {
     /// the file write happens on the audit thread).
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(ctx.status, |r| r.status.as_u16());
-        let spend = logging::record(ctx, status);
-        crate::audit::submit(logging::audit_record(ctx, status, spend)).await;
+        let spent = logging::record(ctx, status);
+        if ctx.reservation.is_some() {
+            if let Some(snapshot) = ctx.snapshot.clone() {
+                admission::settle(&self.spend, &snapshot, ctx, spent);
+            }
+        }
+        crate::audit::submit(logging::audit_record(ctx, status, spent)).await;
     }
 }

@@ -8,6 +8,7 @@ use http::{HeaderValue, Method};
 use pingora::proxy::Session;
 use pingora::Result;
 
+use super::admission;
 use super::attempts;
 use super::body_swap;
 use super::ctx::RequestCtx;
@@ -15,6 +16,7 @@ use super::local::{answer, answer_error, JSON};
 use crate::config::live::Live;
 use crate::error::GatewayError;
 use crate::providers::{openai, Endpoint};
+use crate::spend::SpendState;
 
 /// How much of an oversized body we read and discard so the client sees the 413, not a reset.
 const OVERSIZE_DRAIN_BYTES: usize = 64 * 1024 * 1024;
@@ -22,10 +24,16 @@ const OVERSIZE_DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// Runs in `request_filter`. `Ok(true)`: answered here; `Ok(false)`: proxy upstream with
 /// `ctx.route`/`ctx.target` set and the rewritten body armed.
-pub async fn handle(live: &Live, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+pub async fn handle(live: &Live, spend: &SpendState, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
     ctx.request_id = request_id(session);
     let snapshot = live.snapshot();
-    let endpoint = match classify(session) {
+    let action = classify(session);
+    if matches!(action, Action::Proxy(_) | Action::Models) {
+        if let Err(e) = admission::authenticate(&snapshot, session, ctx) {
+            return answer_error(session, ctx, e).await;
+        }
+    }
+    let endpoint = match action {
         Action::Proxy(e) => e,
         Action::Health => return answer(session, ctx, 200, JSON, Bytes::from_static(b"{\"status\":\"ok\"}")).await,
         Action::Ready => {
@@ -37,7 +45,10 @@ pub async fn handle(live: &Live, session: &mut Session, ctx: &mut RequestCtx) ->
             ));
             return answer(session, ctx, if usable > 0 { 200 } else { 503 }, JSON, body).await;
         }
-        Action::Models => return answer(session, ctx, 200, JSON, snapshot.routes.models_body.clone()).await,
+        Action::Models => {
+            let body = admission::visible_models(&snapshot, ctx).unwrap_or_else(|| snapshot.routes.models_body.clone());
+            return answer(session, ctx, 200, JSON, body).await;
+        }
         Action::MethodNotAllowed => {
             let req = session.req_header();
             let err =
@@ -71,12 +82,16 @@ pub async fn handle(live: &Live, session: &mut Session, ctx: &mut RequestCtx) ->
     ctx.stream = fields.stream;
     ctx.include_usage = fields.include_usage;
     ctx.stream_options_span = fields.stream_options_span.clone();
+    ctx.max_tokens = fields.max_tokens;
     let model_span = fields.model_span.clone();
     let Some(route) = snapshot.routes.get(&fields.model).cloned() else {
         let err =
             GatewayError::ModelNotFound { model: fields.model.into_owned(), known: snapshot.routes.known.clone() };
         return answer_error(session, ctx, err).await;
     };
+    if let Err(e) = admission::allowed(ctx, &route.name) {
+        return answer_error(session, ctx, e).await;
+    }
     if let Some(pin) = session.req_header().headers.get("x-switchyard-provider") {
         let pin = String::from_utf8_lossy(pin.as_bytes()).into_owned();
         if !route.targets.iter().any(|t| t.upstream.name == pin) {
@@ -89,12 +104,22 @@ pub async fn handle(live: &Live, session: &mut Session, ctx: &mut RequestCtx) ->
     ctx.model_span = model_span;
     ctx.primary = Some(route);
     ctx.snapshot = Some(snapshot);
+    if let Err(e) = admission::rate_limit(spend, &snapshot_of(ctx), ctx) {
+        return answer_error(session, ctx, e).await;
+    }
     if !attempts::select_next(ctx) {
         let err = attempts::exhausted(ctx);
         return answer_error(session, ctx, err).await;
     }
+    if let Err(e) = admission::reserve(spend, &snapshot_of(ctx), ctx) {
+        return answer_error(session, ctx, e).await;
+    }
     arm_current(session, ctx).await?;
     Ok(false)
+}
+
+fn snapshot_of(ctx: &RequestCtx) -> std::sync::Arc<crate::config::live::Snapshot> {
+    ctx.snapshot.clone().expect("snapshot set before admission")
 }
 
 /// Hands Pingora the request for the current target (model rewritten where needed).

@@ -127,7 +127,11 @@ impl Gateway {
         let admin_port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("gateway.yaml");
-        let audit = format!("audit: {{ path: \"{}\" }}\n", dir.path().join("audit.jsonl").display());
+        let audit = format!(
+            "audit: {{ path: \"{}\" }}\nspend: {{ ledger_path: \"{}\" }}\n",
+            dir.path().join("audit.jsonl").display(),
+            dir.path().join("spend.ledger").display()
+        );
         std::fs::write(&config_path, config_with(port, admin_port, server_extra, &format!("{body}{audit}"))).unwrap();
         Self::start_with_file(dir, config_path, port, admin_port)
     }
@@ -161,7 +165,11 @@ impl Gateway {
 
     /// Rewrites the config body (keeping this gateway's ports and audit path).
     pub fn write_config(&self, server_extra: &str, body: &str) {
-        let audit = format!("audit: {{ path: \"{}\" }}\n", self.audit_path().display());
+        let audit = format!(
+            "audit: {{ path: \"{}\" }}\nspend: {{ ledger_path: \"{}\" }}\n",
+            self.audit_path().display(),
+            self.dir.path().join("spend.ledger").display()
+        );
         std::fs::write(
             &self.config_path,
             config_with(self.port, self.admin_port, server_extra, &format!("{body}{audit}")),

@@ -1,0 +1,176 @@
+//! The durable spend ledger: one JSON line per settled request, appended by a writer thread and
+//! fsynced at least every second (a crash loses at most the last second). Replayed at start; old
+//! lines are compacted away. The channel is unbounded: the ledger never drops a record.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::budget::Totals;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerRecord {
+    pub ts: i64,
+    pub key: Option<String>,
+    pub team: Option<String>,
+    pub model: String,
+    pub spend_usd: f64,
+    pub saved_usd: f64,
+    pub requests: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl LedgerRecord {
+    pub fn totals(&self) -> Totals {
+        Totals {
+            spend_usd: self.spend_usd,
+            saved_usd: self.saved_usd,
+            requests: self.requests,
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+        }
+    }
+}
+
+/// Records older than this are dropped at compaction (a month of history plus the previous one).
+const RETENTION_SECS: i64 = 70 * 24 * 3600;
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+pub struct Ledger {
+    tx: Sender<LedgerRecord>,
+    sent: AtomicU64,
+    synced: Arc<AtomicU64>,
+}
+
+impl Ledger {
+    /// Replays `path` (ignoring a torn last line), compacts it, and starts the writer.
+    pub fn open(path: &Path, now_ts: i64) -> std::io::Result<(Ledger, Vec<LedgerRecord>)> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut history = Vec::new();
+        let mut skipped = 0usize;
+        if let Ok(f) = File::open(path) {
+            for line in BufReader::new(f).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<LedgerRecord>(&line) {
+                    Ok(r) if r.ts >= now_ts - RETENTION_SECS => history.push(r),
+                    Ok(_) => {}
+                    Err(_) => skipped += 1,
+                }
+            }
+        }
+        if skipped > 0 {
+            log::warn!("spend ledger {}: skipped {skipped} unreadable line(s) (a torn write)", path.display());
+        }
+        // Compact: rewrite what is kept into a new file, then swap it in atomically.
+        let tmp = PathBuf::from(format!("{}.compact", path.display()));
+        {
+            let mut w = BufWriter::new(File::create(&tmp)?);
+            for r in &history {
+                serde_json::to_writer(&mut w, r)?;
+                w.write_all(b"\n")?;
+            }
+            w.flush()?;
+            w.get_ref().sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        let file = OpenOptions::new().append(true).open(path)?;
+        let (tx, rx) = channel::<LedgerRecord>();
+        let synced = Arc::new(AtomicU64::new(0));
+        let synced_w = synced.clone();
+        std::thread::Builder::new().name("spend-ledger".into()).spawn(move || {
+            let mut out = BufWriter::new(file);
+            let mut written = 0u64;
+            let mut dirty = false;
+            let mut last_sync = Instant::now();
+            loop {
+                match rx.recv_timeout(SYNC_EVERY) {
+                    Ok(r) => {
+                        let line = serde_json::to_vec(&r).unwrap_or_default();
+                        if out.write_all(&line).and_then(|_| out.write_all(b"\n")).is_err() {
+                            log::error!("spend ledger: write failed");
+                        }
+                        written += 1;
+                        dirty = true;
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => {
+                        let _ = out.flush();
+                        let _ = out.get_ref().sync_data();
+                        synced_w.store(written, Ordering::Release);
+                        return;
+                    }
+                }
+                if dirty && last_sync.elapsed() >= SYNC_EVERY {
+                    if out.flush().and_then(|_| out.get_ref().sync_data()).is_err() {
+                        log::error!("spend ledger: sync failed");
+                    }
+                    synced_w.store(written, Ordering::Release);
+                    dirty = false;
+                    last_sync = Instant::now();
+                }
+            }
+        })?;
+        Ok((Ledger { tx, sent: AtomicU64::new(0), synced }, history))
+    }
+
+    pub fn append(&self, r: LedgerRecord) {
+        if self.tx.send(r).is_ok() {
+            self.sent.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Waits (bounded) until everything appended so far is on disk.
+    pub fn flush(&self) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while self.synced.load(Ordering::Acquire) < self.sent.load(Ordering::Acquire) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(ts: i64, usd: f64) -> LedgerRecord {
+        LedgerRecord {
+            ts,
+            key: Some("k".into()),
+            team: None,
+            model: "m".into(),
+            spend_usd: usd,
+            saved_usd: 0.0,
+            requests: 1,
+            prompt_tokens: 1,
+            completion_tokens: 1,
+        }
+    }
+
+    #[test]
+    fn survives_reopen_and_ignores_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spend.ledger");
+        let now = 1_800_000_000;
+        {
+            let (l, history) = Ledger::open(&path, now).unwrap();
+            assert!(history.is_empty());
+            l.append(rec(now, 0.5));
+            l.append(rec(now - RETENTION_SECS - 10, 9.0));
+            l.flush();
+        }
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"ts\":17").unwrap();
+        let (_l, history) = Ledger::open(&path, now).unwrap();
+        assert_eq!(history, vec![rec(now, 0.5)], "old lines compacted away, torn line skipped");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1);
+    }
+}
