@@ -62,8 +62,9 @@ pub struct UsageTap {
     strip: bool,
     /// SSE: bytes of an incomplete event carried to the next chunk. JSON: the body so far.
     pending: BytesMut,
-    /// SSE: the answer's text deltas, for an estimate if no usage arrives.
-    text: String,
+    /// SSE: the `data:` payloads that carry content, newline-separated, parsed only if no usage
+    /// arrives (then the tokenizer counts their text).
+    deltas: BytesMut,
     pub usage: Option<Usage>,
     pub completed: bool,
 }
@@ -74,7 +75,7 @@ impl UsageTap {
             sse: event_stream,
             strip,
             pending: BytesMut::new(),
-            text: String::new(),
+            deltas: BytesMut::new(),
             usage: None,
             completed: false,
         }
@@ -134,14 +135,9 @@ impl UsageTap {
                     return !(self.strip && no_choices);
                 }
             }
-        } else if self.text.len() < MAX_KEEP && memchr(data, b"\"content\"") {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
-                for choice in v["choices"].as_array().into_iter().flatten() {
-                    if let Some(t) = choice["delta"]["content"].as_str().or(choice["text"].as_str()) {
-                        self.text.push_str(t);
-                    }
-                }
-            }
+        } else if self.usage.is_none() && self.deltas.len() + data.len() < MAX_KEEP && data != b"[DONE]" {
+            self.deltas.extend_from_slice(data);
+            self.deltas.extend_from_slice(b"\n");
         }
         true
     }
@@ -152,7 +148,16 @@ impl UsageTap {
             return u;
         }
         let completion = if self.sse {
-            self.text.clone()
+            let mut text = String::new();
+            for data in self.deltas[..].split(|&b| b == b'\n') {
+                let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else { continue };
+                for choice in v["choices"].as_array().into_iter().flatten() {
+                    if let Some(t) = choice["delta"]["content"].as_str().or(choice["text"].as_str()) {
+                        text.push_str(t);
+                    }
+                }
+            }
+            text
         } else {
             serde_json::from_slice::<serde_json::Value>(&self.pending)
                 .ok()

@@ -138,17 +138,30 @@ impl Gateway {
 
     pub fn start_with_file(dir: tempfile::TempDir, config_path: PathBuf, port: u16, admin_port: u16) -> Gateway {
         let log_path = dir.path().join("gateway.log");
+        let child = Self::spawn(&config_path, &log_path, port, admin_port);
+        Gateway { child, port, admin_port, config_path, log_path, dir }
+    }
+
+    fn spawn(config_path: &Path, log_path: &Path, port: u16, admin_port: u16) -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args(["serve", "--config"])
-            .arg(&config_path)
+            .arg(config_path)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log_path).unwrap())
+            .stderr(log)
             .spawn()
             .unwrap();
-        wait_ready(&format!("http://127.0.0.1:{port}/healthz"), &mut child, &log_path);
-        wait_ready(&format!("http://127.0.0.1:{admin_port}/healthz"), &mut child, &log_path);
-        Gateway { child, port, admin_port, config_path, log_path, dir }
+        wait_ready(&format!("http://127.0.0.1:{port}/healthz"), &mut child, log_path);
+        wait_ready(&format!("http://127.0.0.1:{admin_port}/healthz"), &mut child, log_path);
+        child
+    }
+
+    /// `kill -9`, then start again on the same files and ports.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(&self.config_path, &self.log_path, self.port, self.admin_port);
     }
 
     pub fn url(&self, path: &str) -> String {
