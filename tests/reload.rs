@@ -31,7 +31,7 @@ async fn edits_apply_and_broken_edits_are_rejected() {
 
     // A valid edit in place: the new model appears without a restart.
     gw.write_config("", &two_models(&mock, "fresh"));
-    assert!(eventually(Duration::from_secs(5), || async { status_for(&gw, "fresh").await == 200 }).await);
+    assert!(eventually(Duration::from_secs(10), || async { status_for(&gw, "fresh").await == 200 }).await);
     let cfg = admin_config(&gw).await;
     assert_eq!(cfg["version"], 2);
     assert!(cfg["last_error"].is_null());
@@ -41,7 +41,7 @@ async fn edits_apply_and_broken_edits_are_rejected() {
     let broken = format!("{}  oops: {{ targets: \"not a list\" }}\n", two_models(&mock, "fresh"));
     gw.write_config("", &broken);
     let reported =
-        eventually(Duration::from_secs(5), || async { !admin_config(&gw).await["last_error"].is_null() }).await;
+        eventually(Duration::from_secs(10), || async { !admin_config(&gw).await["last_error"].is_null() }).await;
     assert!(reported, "broken edit not reported");
     let cfg = admin_config(&gw).await;
     assert_eq!(cfg["version"], 2);
@@ -58,7 +58,7 @@ async fn edits_apply_and_broken_edits_are_rejected() {
         "",
         &format!("{}  ghosted: {{ targets: [ {{ provider: ghost, model: x }} ] }}\n", two_models(&mock, "fresh")),
     );
-    let named = eventually(Duration::from_secs(5), || async {
+    let named = eventually(Duration::from_secs(10), || async {
         admin_config(&gw).await["last_error"]["message"]
             .as_str()
             .is_some_and(|m| m.contains("ghost") && m.contains("ghosted"))
@@ -68,7 +68,7 @@ async fn edits_apply_and_broken_edits_are_rejected() {
 
     // Fixing the file clears the error.
     gw.write_config("", &two_models(&mock, "fixed"));
-    assert!(eventually(Duration::from_secs(5), || async { status_for(&gw, "fixed").await == 200 }).await);
+    assert!(eventually(Duration::from_secs(10), || async { status_for(&gw, "fixed").await == 200 }).await);
     assert!(admin_config(&gw).await["last_error"].is_null());
     assert_eq!(status_for(&gw, "fresh").await, 404);
 }
@@ -81,7 +81,7 @@ async fn rename_over_and_symlink_swaps_are_seen() {
     let tmp = gw.dir.path().join(".gateway.yaml.tmp");
     std::fs::write(&tmp, config_with(gw.port, gw.admin_port, "", &two_models(&mock, "renamed"))).unwrap();
     std::fs::rename(&tmp, &gw.config_path).unwrap();
-    assert!(eventually(Duration::from_secs(5), || async { status_for(&gw, "renamed").await == 200 }).await);
+    assert!(eventually(Duration::from_secs(10), || async { status_for(&gw, "renamed").await == 200 }).await);
 
     // Kubernetes ConfigMap style: the config is a symlink whose target is swapped.
     let dir = tempfile::tempdir().unwrap();
@@ -97,7 +97,7 @@ async fn rename_over_and_symlink_swaps_are_seen() {
     let tmp_link = gw2.dir.path().join("..tmp_link");
     std::os::unix::fs::symlink(&v2, &tmp_link).unwrap();
     std::fs::rename(&tmp_link, &link).unwrap();
-    assert!(eventually(Duration::from_secs(5), || async { status_for(&gw2, "swapped").await == 200 }).await);
+    assert!(eventually(Duration::from_secs(10), || async { status_for(&gw2, "swapped").await == 200 }).await);
 }
 
 #[tokio::test]
@@ -121,7 +121,7 @@ async fn sighup_and_admin_reload() {
     // SIGHUP re-reads the file (same path as a watch event).
     gw.write_config("", &two_models(&mock, "via_hup"));
     gw.signal("HUP");
-    assert!(eventually(Duration::from_secs(5), || async { status_for(&gw, "via_hup").await == 200 }).await);
+    assert!(eventually(Duration::from_secs(10), || async { status_for(&gw, "via_hup").await == 200 }).await);
     assert!(gw.log().contains("SIGHUP") || gw.log().contains("config reloaded"));
 }
 

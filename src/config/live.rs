@@ -46,11 +46,15 @@ pub struct Live {
     last_error: Mutex<Option<ConfigError>>,
     /// Serialises reloads (watcher, SIGHUP and admin may race) so versions increase in order.
     reload_lock: Mutex<()>,
+    /// The file's bytes when the live snapshot was loaded, so the watcher can tell a change it
+    /// did not see happen (an edit before the watch was registered) from no change.
+    loaded_bytes: Mutex<Option<Vec<u8>>>,
 }
 
 impl Live {
     /// Loads the file for the first time; an error here stops startup.
     pub fn load(path: PathBuf) -> Result<Arc<Live>, ConfigError> {
+        let bytes = std::fs::read(&path).ok();
         let config = Config::load(&path)?;
         log_warnings(&config);
         let snapshot = Snapshot::build(config, 1, None)?;
@@ -59,6 +63,7 @@ impl Live {
             current: ArcSwap::from_pointee(snapshot),
             last_error: Mutex::new(None),
             reload_lock: Mutex::new(()),
+            loaded_bytes: Mutex::new(bytes),
         }))
     }
 
@@ -70,6 +75,10 @@ impl Live {
         &self.path
     }
 
+    pub fn loaded_bytes(&self) -> Option<Vec<u8>> {
+        self.loaded_bytes.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Re-reads the file. On success the new snapshot is live and its version returned; on
     /// failure the old one stays live and the error is recorded for `/admin/config`.
     /// Blocking (file read, DNS): call it off the request path.
@@ -77,6 +86,7 @@ impl Live {
         let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let previous = self.current.load_full();
         let next_version = previous.version + 1;
+        let bytes = std::fs::read(&self.path).ok();
         let result = Config::load(&self.path).and_then(|c| {
             log_warnings(&c);
             Snapshot::build(c, next_version, Some(&previous))
@@ -91,6 +101,7 @@ impl Live {
                     warn!("server.listen, server.admin_listen and server.threads take effect only after a restart");
                 }
                 self.current.store(Arc::new(snapshot));
+                *self.loaded_bytes.lock().unwrap_or_else(|p| p.into_inner()) = bytes;
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 metrics::get().config_reloads.with_label_values(&["ok"]).inc();
                 info!("config reloaded from {} (version {next_version})", self.path.display());

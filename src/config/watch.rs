@@ -16,6 +16,7 @@ use super::live::Live;
 
 /// Changes closer together than this are one edit (editors write in several steps).
 const DEBOUNCE: Duration = Duration::from_millis(150);
+const POLL: Duration = Duration::from_secs(2);
 
 pub struct ConfigWatcher {
     live: Arc<Live>,
@@ -60,12 +61,25 @@ impl BackgroundService for ConfigWatcher {
             }
         };
         let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        let mut last_seen = std::fs::read(&path).ok();
+        // Compare with what is live, not with the file now: an edit made before the watch was
+        // registered is picked up here, at once.
+        let mut last_seen = self.live.loaded_bytes();
+        let now = std::fs::read(&path).ok();
+        if now.is_some() && now != last_seen {
+            last_seen = now;
+            if let Err(e) = reload_off_thread(self.live.clone()).await {
+                error!("config change not applied: {e}");
+            }
+        }
 
+        // A slow poll as well: a missed or unavailable inotify event still ends in a reload.
+        let mut poll = tokio::time::interval(POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let by_signal = tokio::select! {
                 _ = shutdown.changed() => return,
                 Some(()) = rx.recv() => false,
+                _ = poll.tick() => false,
                 Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
             };
             if !by_signal {
