@@ -22,7 +22,6 @@ use crate::spend::SpendState;
 /// Loads the config and serves until a shutdown signal. Returns only on a startup error.
 pub fn serve(config_path: PathBuf) -> Result<(), ConfigError> {
     let live = Live::load(config_path)?;
-    crate::spend::usage::warm_up();
     crate::audit::start(&snapshot_audit(&live))
         .map_err(|e| ConfigError::new(format!("audit log {}: {e}", live.snapshot().config.raw.audit.path)))?;
     let snapshot = live.snapshot();

@@ -218,13 +218,19 @@ impl Config {
 
     /// The pricing file to load: the configured or default path, relative to the working
     /// directory, then to the config's directory. `None` for a missing default (warned).
+    /// Relative paths of the ledger and audit log stay relative to the working directory.
     pub fn pricing_file(&self) -> Result<Option<std::path::PathBuf>, ConfigError> {
         let (name, explicit) = match &self.raw.pricing.file {
             Some(f) => (f.as_str(), true),
             None => ("config/pricing.yaml", false),
         };
         let direct = std::path::PathBuf::from(name);
-        let candidates = std::iter::once(direct.clone()).chain(self.base_dir.iter().map(|d| d.join(name)));
+        // As given (working directory), then next to the config file, then its bare file name
+        // next to the config file (so `config/pricing.yaml` works from any directory).
+        let file_name = direct.file_name().map(std::path::PathBuf::from);
+        let candidates = std::iter::once(direct.clone())
+            .chain(self.base_dir.iter().map(|d| d.join(name)))
+            .chain(self.base_dir.iter().zip(file_name.iter()).map(|(d, f)| d.join(f)));
         for c in candidates {
             if c.exists() {
                 return Ok(Some(c));

@@ -14,15 +14,23 @@ pub struct Spend {
     pub priced: bool,
 }
 
-pub fn spend_of(ctx: &RequestCtx) -> Option<Spend> {
+/// Usage and cost; an answer without reported usage is counted by the tokenizer on a blocking
+/// thread (it is CPU work, and loads the tokenizer the first time).
+pub async fn spend_of(ctx: &RequestCtx) -> Option<Spend> {
     let tap = ctx.usage_tap.as_ref()?;
     let (route, target, snapshot) = (ctx.route.as_ref()?, ctx.target()?, ctx.snapshot.as_ref()?);
-    let usage = tap.finish(&ctx.body);
+    let usage = match tap.usage {
+        Some(u) => u,
+        None => {
+            let (tap, body) = (tap.clone(), ctx.body.clone());
+            tokio::task::spawn_blocking(move || tap.finish(&body)).await.ok()?
+        }
+    };
     let price = snapshot.prices.lookup(target.pricing.as_ref(), &target.model, &route.name);
     Some(Spend { usage, cost_usd: price.map_or(0.0, |p| p.cost(&usage)), priced: price.is_some() })
 }
 
-pub fn record(ctx: &RequestCtx, status: u16) -> Option<Spend> {
+pub async fn record(ctx: &RequestCtx, status: u16) -> Option<Spend> {
     let m = metrics::get();
     // The model the client asked for, even when a fallback served it.
     let model = ctx.primary.as_ref().map_or("-", |r| r.name.as_str());
@@ -40,7 +48,7 @@ pub fn record(ctx: &RequestCtx, status: u16) -> Option<Spend> {
         let overhead_us = ctx.overhead_us(ctx.upstream_head.unwrap_or(now));
         m.overhead.with_label_values(&[model]).observe(overhead_us as f64 / 1e6);
     }
-    let spend = spend_of(ctx)?;
+    let spend = spend_of(ctx).await?;
     let key = ctx.key.as_ref().map_or("-", |k| k.name.as_str());
     let team = ctx.team_name.as_deref().unwrap_or("-");
     m.spend_usd.with_label_values(&[key, team, model, provider]).inc_by(spend.cost_usd);

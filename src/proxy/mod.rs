@@ -146,7 +146,7 @@ impl ProxyHttp for Gateway {
     /// the file write happens on the audit thread).
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(ctx.status, |r| r.status.as_u16());
-        let spent = logging::record(ctx, status);
+        let spent = logging::record(ctx, status).await;
         if ctx.reservation.is_some() {
             if let Some(snapshot) = ctx.snapshot.clone() {
                 admission::settle(&self.spend, &snapshot, ctx, spent);

@@ -1,7 +1,10 @@
-//! The durable spend ledger: one JSON line per settled request, appended by a writer thread and
-//! fsynced at least every second (a crash loses at most the last second). Replayed at start; old
-//! lines are compacted away. The channel is unbounded: the ledger never drops a record.
+//! The durable spend ledger: settled requests, summed per (hour, key, team, model) and appended
+//! by a writer thread once a second, then fsynced (a crash loses at most the last second; the
+//! file grows with distinct payers per second, not with requests). Replayed at start and
+//! compacted to one line per (hour, key, team, model). The channel is unbounded: the ledger never
+//! drops a record.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -27,7 +30,21 @@ pub struct LedgerRecord {
     pub completion_tokens: u64,
 }
 
+type Slot = (i64, Option<String>, Option<String>, String);
+
 impl LedgerRecord {
+    fn slot(&self) -> Slot {
+        (self.ts.div_euclid(3600) * 3600, self.key.clone(), self.team.clone(), self.model.clone())
+    }
+
+    fn merge(&mut self, o: &LedgerRecord) {
+        self.spend_usd += o.spend_usd;
+        self.saved_usd += o.saved_usd;
+        self.requests += o.requests;
+        self.prompt_tokens += o.prompt_tokens;
+        self.completion_tokens += o.completion_tokens;
+    }
+
     pub fn totals(&self) -> Totals {
         Totals {
             spend_usd: self.spend_usd,
@@ -70,7 +87,8 @@ impl Ledger {
         if skipped > 0 {
             log::warn!("spend ledger {}: skipped {skipped} unreadable line(s) (a torn write)", path.display());
         }
-        // Compact: rewrite what is kept into a new file, then swap it in atomically.
+        // Compact: one line per (hour, key, team, model), into a new file swapped in atomically.
+        let history = aggregate(history);
         let tmp = PathBuf::from(format!("{}.compact", path.display()));
         {
             let mut w = BufWriter::new(File::create(&tmp)?);
@@ -88,40 +106,50 @@ impl Ledger {
         let synced_w = synced.clone();
         std::thread::Builder::new().name("spend-ledger".into()).spawn(move || {
             let mut out = BufWriter::new(file);
-            let mut written = 0u64;
-            let mut dirty = false;
+            let mut received = 0u64;
+            let mut pending: HashMap<Slot, LedgerRecord> = HashMap::new();
             let mut last_sync = Instant::now();
             loop {
-                match rx.recv_timeout(SYNC_EVERY) {
+                let disconnected = match rx.recv_timeout(SYNC_EVERY) {
                     Ok(r) => {
-                        let line = serde_json::to_vec(&r).unwrap_or_default();
-                        if out.write_all(&line).and_then(|_| out.write_all(b"\n")).is_err() {
-                            log::error!("spend ledger: write failed");
+                        received += 1;
+                        match pending.get_mut(&r.slot()) {
+                            Some(p) => p.merge(&r),
+                            None => {
+                                let mut r = r;
+                                r.ts = r.ts.div_euclid(3600) * 3600;
+                                pending.insert(r.slot(), r);
+                            }
                         }
-                        written += 1;
-                        dirty = true;
+                        false
                     }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => {
-                        let _ = out.flush();
-                        let _ = out.get_ref().sync_data();
-                        synced_w.store(written, Ordering::Release);
-                        return;
+                    Err(RecvTimeoutError::Timeout) => false,
+                    Err(RecvTimeoutError::Disconnected) => true,
+                };
+                if !pending.is_empty() && (disconnected || last_sync.elapsed() >= SYNC_EVERY) {
+                    let mut ok = true;
+                    for (_, r) in pending.drain() {
+                        let line = serde_json::to_vec(&r).unwrap_or_default();
+                        ok &= out.write_all(&line).and_then(|_| out.write_all(b"\n")).is_ok();
                     }
-                }
-                if dirty && last_sync.elapsed() >= SYNC_EVERY {
-                    if out.flush().and_then(|_| out.get_ref().sync_data()).is_err() {
-                        log::error!("spend ledger: sync failed");
+                    ok &= out.flush().and_then(|_| out.get_ref().sync_data()).is_ok();
+                    if !ok {
+                        log::error!("spend ledger: write or sync failed");
                     }
-                    synced_w.store(written, Ordering::Release);
-                    dirty = false;
                     last_sync = Instant::now();
+                }
+                if pending.is_empty() {
+                    synced_w.store(received, Ordering::Release);
+                }
+                if disconnected {
+                    return;
                 }
             }
         })?;
         Ok((Ledger { tx, sent: AtomicU64::new(0), synced }, history))
     }
 
+    /// Queues a settled request (merged into its hour's line when written).
     pub fn append(&self, r: LedgerRecord) {
         if self.tx.send(r).is_ok() {
             self.sent.fetch_add(1, Ordering::Release);
@@ -135,6 +163,24 @@ impl Ledger {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// One record per (hour, key, team, model), in time order.
+fn aggregate(records: Vec<LedgerRecord>) -> Vec<LedgerRecord> {
+    let mut by_slot: HashMap<Slot, LedgerRecord> = HashMap::new();
+    for r in records {
+        match by_slot.get_mut(&r.slot()) {
+            Some(p) => p.merge(&r),
+            None => {
+                let mut r = r;
+                r.ts = r.ts.div_euclid(3600) * 3600;
+                by_slot.insert(r.slot(), r);
+            }
+        }
+    }
+    let mut out: Vec<LedgerRecord> = by_slot.into_values().collect();
+    out.sort_by(|a, b| (a.ts, &a.key, &a.team, &a.model).cmp(&(b.ts, &b.key, &b.team, &b.model)));
+    out
 }
 
 #[cfg(test)]
@@ -164,12 +210,17 @@ mod tests {
             let (l, history) = Ledger::open(&path, now).unwrap();
             assert!(history.is_empty());
             l.append(rec(now, 0.5));
+            l.append(rec(now + 1, 0.25));
             l.append(rec(now - RETENTION_SECS - 10, 9.0));
             l.flush();
         }
         std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"ts\":17").unwrap();
         let (_l, history) = Ledger::open(&path, now).unwrap();
-        assert_eq!(history, vec![rec(now, 0.5)], "old lines compacted away, torn line skipped");
+        let mut expected = rec(now / 3600 * 3600, 0.75);
+        expected.requests = 2;
+        expected.prompt_tokens = 2;
+        expected.completion_tokens = 2;
+        assert_eq!(history, vec![expected], "merged per hour, old lines compacted away, torn line skipped");
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 1);
     }

@@ -55,7 +55,7 @@ impl From<WireUsage> for Usage {
 /// Largest answer body kept to read `usage` from (non-streaming) or to estimate from.
 const MAX_KEEP: usize = 16 * 1024 * 1024;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct UsageTap {
     sse: bool,
     /// Cut the usage-only chunk out of the stream (the gateway added `include_usage`).
@@ -142,7 +142,8 @@ impl UsageTap {
         true
     }
 
-    /// The usage to account: reported, or estimated from the prompt and what was seen.
+    /// The usage to account: reported, or estimated from the prompt and what was seen. The
+    /// estimate runs the tokenizer (loaded on first use, tens of MB): call it off the workers.
     pub fn finish(&self, request_body: &[u8]) -> Usage {
         if let Some(u) = self.usage {
             return u;
@@ -205,13 +206,6 @@ fn memchr(haystack: &[u8], needle: &[u8]) -> bool {
 fn tokenizer() -> &'static tiktoken_rs::CoreBPE {
     static BPE: OnceLock<tiktoken_rs::CoreBPE> = OnceLock::new();
     BPE.get_or_init(|| tiktoken_rs::o200k_base().expect("bundled o200k encoding"))
-}
-
-/// Loads the tokenizer off the request path (it takes a while the first time).
-pub fn warm_up() {
-    std::thread::spawn(|| {
-        let _ = tokenizer();
-    });
 }
 
 pub fn count_tokens(text: &str) -> u64 {
