@@ -11,6 +11,7 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::admin::Admin;
+use crate::cache::store::ExactStore;
 use crate::config::live::Live;
 use crate::config::watch::ConfigWatcher;
 use crate::config::ConfigError;
@@ -41,12 +42,24 @@ pub fn serve(config_path: PathBuf) -> Result<(), ConfigError> {
         SpendState::open((!ledger_path.is_empty()).then(|| std::path::Path::new(ledger_path)))
             .map_err(|e| ConfigError::new(format!("spend ledger {ledger_path}: {e}")))?,
     );
-    let mut gateway =
-        pingora::proxy::http_proxy_service(&server.configuration, Gateway::new(live.clone(), spend.clone()));
+    let cache_cfg = snapshot.config.raw.cache.clone();
+    let cache = Arc::new(ExactStore::new(cache_cfg.max_bytes));
+    let snapshot_path = (!cache_cfg.snapshot_path.is_empty()).then(|| PathBuf::from(&cache_cfg.snapshot_path));
+    if let Some(path) = &snapshot_path {
+        match cache.restore(path) {
+            Ok(n) => info!("cache: restored {n} entries from {}", path.display()),
+            Err(e) if path.exists() => log::warn!("cache: ignoring snapshot {}: {e}", path.display()),
+            Err(_) => {}
+        }
+    }
+    let mut gateway = pingora::proxy::http_proxy_service(
+        &server.configuration,
+        Gateway::new(live.clone(), spend.clone(), cache.clone()),
+    );
     gateway.add_tcp(&s.listen);
     gateway.threads = Some(s.threads);
 
-    let mut admin = Service::new("admin".to_string(), Admin::new(live.clone(), spend.clone()));
+    let mut admin = Service::new("admin".to_string(), Admin::new(live.clone(), spend.clone(), cache.clone()));
     admin.add_tcp(&s.admin_listen);
     admin.threads = Some(1);
 
@@ -57,6 +70,10 @@ pub fn serve(config_path: PathBuf) -> Result<(), ConfigError> {
     server.add_service(admin);
     server.add_service(watcher);
     server.add_service(prober);
+    if let Some(path) = snapshot_path.clone() {
+        let every = Duration::from_secs(cache_cfg.snapshot_interval_secs.max(1));
+        server.add_service(background_service("cache snapshots", CacheSnapshots { cache: cache.clone(), path, every }));
+    }
     info!(
         "switchyard {} listening on {} (admin {}), {} model(s), config version {}",
         env!("CARGO_PKG_VERSION"),
@@ -66,7 +83,15 @@ pub fn serve(config_path: PathBuf) -> Result<(), ConfigError> {
         snapshot.version
     );
     let grace = Duration::from_secs(s.grace_period_secs);
-    crate::shutdown::on_exit(Box::new(move || spend.accounts.flush()));
+    crate::shutdown::on_exit(Box::new(move || {
+        spend.accounts.flush();
+        if let Some(path) = &snapshot_path {
+            match cache.snapshot(path) {
+                Ok(n) => info!("cache: {n} entries saved to {}", path.display()),
+                Err(e) => log::error!("cache: snapshot failed: {e}"),
+            }
+        }
+    }));
     drop(snapshot);
     server.run(RunArgs { shutdown_signal: Box::new(DrainingShutdown { grace }) });
     std::process::exit(0)
@@ -74,4 +99,27 @@ pub fn serve(config_path: PathBuf) -> Result<(), ConfigError> {
 
 fn snapshot_audit(live: &Live) -> crate::audit::AuditConfig {
     live.snapshot().config.raw.audit.clone()
+}
+
+/// Writes the cache snapshot every `every`, off the request path.
+struct CacheSnapshots {
+    cache: Arc<ExactStore>,
+    path: PathBuf,
+    every: Duration,
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for CacheSnapshots {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(self.every) => {}
+            }
+            let (cache, path) = (self.cache.clone(), self.path.clone());
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || cache.snapshot(&path)).await {
+                log::error!("cache: snapshot failed: {e}");
+            }
+        }
+    }
 }

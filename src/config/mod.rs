@@ -192,6 +192,8 @@ pub struct ModelConfig {
     pub fallbacks: Vec<String>,
     pub retry: RetryPolicy,
     pub breaker: BreakerPolicy,
+    /// Exact-cache settings for this model (global ones unless overridden).
+    pub exact_cache: crate::cache::TierConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -474,6 +476,7 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
                     window: Duration::from_secs(b.window_secs),
                     min_requests: b.min_requests,
                 },
+                exact_cache: m.cache.exact.unwrap_or(raw.cache.exact),
             },
         );
     }
@@ -502,6 +505,14 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
     }
     let keys = crate::spend::keys::KeyTable::build(&raw.keys, &raw.teams)
         .map_err(|m| ConfigError { message: m, line: find_line(text, &["keys:"]) })?;
+    if let Some(scope) = raw.cache.scope.as_deref() {
+        if !matches!(scope, "team" | "key" | "global") {
+            return Err(ConfigError {
+                message: format!("cache.scope `{scope}` (expected team, key or global)"),
+                line: find_line(text, &["cache", "scope"]),
+            });
+        }
+    }
     if !(0.0..=1.0).contains(&raw.spend.soft_limit) {
         return Err(ConfigError {
             message: "spend.soft_limit must be within [0, 1]".into(),

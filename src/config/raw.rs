@@ -26,6 +26,8 @@ pub struct RawConfig {
     pub teams: BTreeMap<String, crate::spend::keys::RawTeam>,
     #[serde(default)]
     pub spend: RawSpend,
+    #[serde(default)]
+    pub cache: crate::cache::CacheConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -172,6 +174,9 @@ pub struct RawModel {
     pub retry: RawRetry,
     #[serde(default)]
     pub circuit_breaker: RawBreaker,
+    /// Per-model cache settings, over the global `cache:` ones.
+    #[serde(default)]
+    pub cache: crate::cache::RouteCache,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -29,6 +29,10 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     pub budget_remaining: prometheus::GaugeVec,
     pub budget_soft_limit: IntCounterVec,
+    pub cache_lookups: IntCounterVec,
+    pub cache_entries: IntGauge,
+    pub cache_bytes: IntGauge,
+    pub cache_evictions: prometheus::IntCounter,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -151,6 +155,16 @@ impl Metrics {
             &["scope", "name"],
         )
         .expect("static metric");
+        let cache_lookups = IntCounterVec::new(
+            Opts::new("switchyard_cache_lookups_total", "Cache lookups by tier and result (hit, miss)"),
+            &["tier", "result"],
+        )
+        .expect("static metric");
+        let cache_entries = IntGauge::new("switchyard_cache_entries", "Entries in the exact cache").expect("static");
+        let cache_bytes = IntGauge::new("switchyard_cache_bytes", "Bytes held by the exact cache").expect("static");
+        let cache_evictions =
+            prometheus::IntCounter::new("switchyard_cache_evictions_total", "Entries evicted to stay within max_bytes")
+                .expect("static metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_duration.clone()),
@@ -171,6 +185,10 @@ impl Metrics {
             Box::new(rate_limited.clone()),
             Box::new(budget_remaining.clone()),
             Box::new(budget_soft_limit.clone()),
+            Box::new(cache_lookups.clone()),
+            Box::new(cache_entries.clone()),
+            Box::new(cache_bytes.clone()),
+            Box::new(cache_evictions.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -198,6 +216,10 @@ impl Metrics {
             rate_limited,
             budget_remaining,
             budget_soft_limit,
+            cache_lookups,
+            cache_entries,
+            cache_bytes,
+            cache_evictions,
         }
     }
 

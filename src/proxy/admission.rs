@@ -123,7 +123,7 @@ pub fn settle(spend: &SpendState, snapshot: &Snapshot, ctx: &RequestCtx, spent: 
     let usage = spent.map(|s| s.usage).unwrap_or_default();
     let totals = Totals {
         spend_usd: spent.map_or(0.0, |s| s.cost_usd),
-        saved_usd: 0.0,
+        saved_usd: saved_usd(snapshot, ctx),
         requests: 1,
         prompt_tokens: usage.prompt_tokens,
         completion_tokens: usage.completion_tokens,
@@ -158,6 +158,16 @@ pub fn settle(spend: &SpendState, snapshot: &Snapshot, ctx: &RequestCtx, spent: 
             spend.limiter.adjust(scope, name, Limit::Tpm, *per_minute, actual - taken);
         }
     }
+}
+
+/// What a cache hit saved: the original answer's usage at the price of the model that would have
+/// served it.
+pub fn saved_usd(snapshot: &Snapshot, ctx: &RequestCtx) -> f64 {
+    let (Some((usage, upstream_model)), Some(route)) = (ctx.cache_hit.as_ref(), ctx.primary.as_ref()) else {
+        return 0.0;
+    };
+    let target_price = route.targets.iter().find(|t| &t.model == upstream_model).and_then(|t| t.pricing);
+    snapshot.prices.lookup(target_price.as_ref(), upstream_model, &route.name).map_or(0.0, |p| p.cost(usage))
 }
 
 /// `/v1/models` for a key limited to some models lists only those.

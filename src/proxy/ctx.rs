@@ -106,6 +106,13 @@ pub struct RequestCtx {
     pub reservation: Option<Reservation>,
     /// TPM taken at admission: (scope, per-minute limit, tokens), corrected at the end.
     pub tpm_taken: Vec<(&'static str, u64, f64)>,
+    pub cache_key: Option<[u8; 32]>,
+    pub cache_ttl: u64,
+    /// `x-switchyard-cache` answer: "" (not cacheable), miss, bypass, hit-exact.
+    pub cache_status: &'static str,
+    /// On a hit: the original answer's usage and upstream model (for the saving).
+    pub cache_hit: Option<(crate::spend::usage::Usage, String)>,
+    pub recorder: Option<crate::cache::sse::SseRecorder>,
     /// Pingora-level tries (`upstream_peer` calls).
     pub attempts: u32,
     pub upstream_sent: Option<Instant>,
@@ -148,6 +155,11 @@ impl RequestCtx {
             team_name: None,
             reservation: None,
             tpm_taken: Vec::new(),
+            cache_key: None,
+            cache_ttl: 0,
+            cache_status: "",
+            cache_hit: None,
+            recorder: None,
             attempts: 0,
             upstream_sent: None,
             upstream_head: None,

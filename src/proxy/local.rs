@@ -38,6 +38,9 @@ async fn answer_with(
     if ctx.selections > 0 {
         h.insert_header("x-switchyard-attempts", HeaderValue::from(ctx.selections))?;
     }
+    if !ctx.cache_status.is_empty() {
+        h.insert_header("x-switchyard-cache", ctx.cache_status)?;
+    }
     if let Some(secs) = retry_after {
         h.insert_header("retry-after", HeaderValue::from(secs))?;
     }

@@ -48,6 +48,15 @@ pub async fn record(ctx: &RequestCtx, status: u16) -> Option<Spend> {
         let overhead_us = ctx.overhead_us(ctx.upstream_head.unwrap_or(now));
         m.overhead.with_label_values(&[model]).observe(overhead_us as f64 / 1e6);
     }
+    if ctx.cache_hit.is_some() {
+        if let Some(snapshot) = ctx.snapshot.as_ref() {
+            let key = ctx.key.as_ref().map_or("-", |k| k.name.as_str());
+            let team = ctx.team_name.as_deref().unwrap_or("-");
+            let saved = super::admission::saved_usd(snapshot, ctx);
+            m.saved_usd.with_label_values(&[key, team, model]).inc_by(saved);
+        }
+        return None;
+    }
     let spend = spend_of(ctx).await?;
     let key = ctx.key.as_ref().map_or("-", |k| k.name.as_str());
     let team = ctx.team_name.as_deref().unwrap_or("-");
@@ -77,12 +86,12 @@ pub fn audit_record(ctx: &RequestCtx, status: u16, spend: Option<Spend>) -> crat
         provider: target.map(|t| t.upstream.name.clone()),
         upstream_model: target.map(|t| t.model.clone()),
         status,
-        cache: "miss",
+        cache: if ctx.cache_status.is_empty() { "none" } else { ctx.cache_status },
         attempts: ctx.selections,
         prompt_tokens: usage.prompt_tokens,
         completion_tokens: usage.completion_tokens,
         cost_usd: spend.map_or(0.0, |s| s.cost_usd),
-        saved_usd: 0.0,
+        saved_usd: ctx.snapshot.as_ref().map_or(0.0, |s| super::admission::saved_usd(s, ctx)),
         estimated: usage.estimated,
         latency_ms: (now - ctx.started).as_secs_f64() * 1e3,
         ttft_ms: ctx.upstream_head.map(|h| (h - ctx.started).as_secs_f64() * 1e3),

@@ -4,6 +4,7 @@
 mod admission;
 mod attempts;
 mod body_swap;
+mod cached;
 pub mod ctx;
 mod local;
 mod logging;
@@ -23,6 +24,7 @@ use pingora::{Error, Result};
 pub use body_swap::serialize_request;
 use ctx::RequestCtx;
 
+use crate::cache::store::ExactStore;
 use crate::config::live::Live;
 use crate::spend::SpendState;
 
@@ -30,13 +32,16 @@ use crate::spend::SpendState;
 pub struct Gateway {
     live: Arc<Live>,
     spend: Arc<SpendState>,
+    cache: Arc<ExactStore>,
 }
 
 impl Gateway {
-    pub fn new(live: Arc<Live>, spend: Arc<SpendState>) -> Self {
-        Gateway { live, spend }
+    pub fn new(live: Arc<Live>, spend: Arc<SpendState>, cache: Arc<ExactStore>) -> Self {
+        Gateway { live, spend, cache }
     }
 }
+
+pub use cached::export_gauges as export_cache_gauges;
 
 pub use admission::export_budget_gauges;
 
@@ -51,7 +56,7 @@ impl ProxyHttp for Gateway {
     /// Phase: request head read. Writes every `ctx` routing field. `Ok(true)` means the gateway
     /// answered (health, models, errors); the body is read here because routing needs `model`.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        request::handle(&self.live, &self.spend, session, ctx).await
+        request::handle(&self.live, &self.spend, &self.cache, session, ctx).await
     }
 
     /// Phase: once per attempt. Reads `ctx.target`; re-arms the body on retries.
@@ -94,11 +99,14 @@ impl ProxyHttp for Gateway {
     fn upstream_response_body_filter(
         &self,
         _session: &mut Session,
-        _body: &mut Option<Bytes>,
+        body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
         response::upstream_body(end_of_stream, ctx)?;
+        if let (Some(recorder), Some(chunk)) = (ctx.recorder.as_mut(), body.as_ref()) {
+            recorder.feed(chunk);
+        }
         Ok(None)
     }
 
@@ -113,6 +121,13 @@ impl ProxyHttp for Gateway {
     ) -> Result<Option<std::time::Duration>> {
         if let Some(tap) = ctx.usage_tap.as_mut() {
             tap.feed(body, end_of_stream);
+        }
+        if end_of_stream && ctx.cache_key.is_some() {
+            // Stored before the last bytes go out, so the entry is visible to lookups as soon as
+            // the client has its answer.
+            let usage = ctx.usage_tap.as_ref().and_then(|t| t.usage).unwrap_or_default();
+            let max_entry = ctx.snapshot.as_ref().map_or(0, |s| s.config.raw.cache.max_entry_bytes);
+            cached::store_answer(&self.cache, ctx, max_entry, usage);
         }
         Ok(None)
     }
@@ -147,7 +162,7 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(ctx.status, |r| r.status.as_u16());
         let spent = logging::record(ctx, status).await;
-        if ctx.reservation.is_some() {
+        if ctx.reservation.is_some() || ctx.cache_hit.is_some() {
             if let Some(snapshot) = ctx.snapshot.clone() {
                 admission::settle(&self.spend, &snapshot, ctx, spent);
             }

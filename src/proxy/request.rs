@@ -11,8 +11,11 @@ use pingora::Result;
 use super::admission;
 use super::attempts;
 use super::body_swap;
+use super::cached;
 use super::ctx::RequestCtx;
 use super::local::{answer, answer_error, JSON};
+use crate::cache::store::ExactStore;
+use crate::cache::Control;
 use crate::config::live::Live;
 use crate::error::GatewayError;
 use crate::providers::{openai, Endpoint};
@@ -24,7 +27,13 @@ const OVERSIZE_DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// Runs in `request_filter`. `Ok(true)`: answered here; `Ok(false)`: proxy upstream with
 /// `ctx.route`/`ctx.target` set and the rewritten body armed.
-pub async fn handle(live: &Live, spend: &SpendState, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+pub async fn handle(
+    live: &Live,
+    spend: &SpendState,
+    cache: &ExactStore,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) -> Result<bool> {
     ctx.request_id = request_id(session);
     let snapshot = live.snapshot();
     let action = classify(session);
@@ -106,6 +115,11 @@ pub async fn handle(live: &Live, spend: &SpendState, session: &mut Session, ctx:
     ctx.snapshot = Some(snapshot);
     if let Err(e) = admission::rate_limit(spend, &snapshot_of(ctx), ctx) {
         return answer_error(session, ctx, e).await;
+    }
+    if cached::classify(&snapshot_of(ctx), session, ctx) == Control::Normal
+        && cached::try_hit(cache, session, ctx).await?
+    {
+        return Ok(true);
     }
     if !attempts::select_next(ctx) {
         let err = attempts::exhausted(ctx);

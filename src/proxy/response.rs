@@ -50,6 +50,8 @@ pub fn upstream_head(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<
         resp.headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     if status == 200 {
         ctx.usage_tap = Some(UsageTap::new(ctx.event_stream, ctx.strip_usage && ctx.event_stream));
+        let max_entry = ctx.snapshot.as_ref().map_or(0, |s| s.config.raw.cache.max_entry_bytes);
+        super::cached::start_recording(ctx, max_entry);
         if ctx.strip_usage && ctx.event_stream {
             // The body shrinks by the cut chunk; chunked framing takes over.
             resp.remove_header(&http::header::CONTENT_LENGTH);
@@ -66,6 +68,9 @@ pub fn downstream_head(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Resul
         resp.insert_header("x-switchyard-model", target.model_header.clone())?;
     }
     resp.insert_header("x-switchyard-attempts", HeaderValue::from(ctx.selections.max(1)))?;
+    if !ctx.cache_status.is_empty() {
+        resp.insert_header("x-switchyard-cache", ctx.cache_status)?;
+    }
     if ctx.chain_pos > 0 {
         if let Some(route) = &ctx.route {
             if let Ok(v) = HeaderValue::from_str(&route.name) {

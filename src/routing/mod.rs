@@ -49,6 +49,7 @@ pub struct Route {
     pub fallbacks: Vec<String>,
     pub retry: RetryPolicy,
     pub breaker: BreakerPolicy,
+    pub exact_cache: crate::cache::TierConfig,
     /// Smooth weighted round-robin order of target indexes, precomputed so picking is O(1).
     schedule: Vec<u16>,
     cursor: AtomicUsize,
@@ -195,6 +196,7 @@ impl RouteTable {
                     fallbacks: m.fallbacks.clone(),
                     retry: m.retry.clone(),
                     breaker: m.breaker.clone(),
+                    exact_cache: m.exact_cache,
                     cursor: AtomicUsize::new(0),
                     unusable,
                 }),

@@ -142,6 +142,11 @@ impl UsageTap {
         true
     }
 
+    /// The whole body of a plain (non-stream) answer, when it was kept.
+    pub fn json_body(&self) -> Option<&[u8]> {
+        (!self.sse && self.completed && !self.pending.is_empty()).then_some(&self.pending[..])
+    }
+
     /// The usage to account: reported, or estimated from the prompt and what was seen. The
     /// estimate runs the tokenizer (loaded on first use, tens of MB): call it off the workers.
     pub fn finish(&self, request_body: &[u8]) -> Usage {

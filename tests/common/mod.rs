@@ -105,6 +105,25 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
 }
 
+/// Audit log, ledger and cache snapshot inside the test's directory. The exact cache is off
+/// unless the test's own YAML has a `cache:` block (then it must set `snapshot_path` itself):
+/// most tests send identical requests on purpose and want them to reach the provider.
+fn test_paths(dir: &Path, body: &str) -> String {
+    let cache = if body.contains("\ncache:") || body.starts_with("cache:") {
+        String::new()
+    } else {
+        format!(
+            "cache: {{ exact: {{ enabled: false }}, snapshot_path: \"{}\" }}\n",
+            dir.join("cache.snapshot").display()
+        )
+    };
+    format!(
+        "audit: {{ path: \"{}\" }}\nspend: {{ ledger_path: \"{}\" }}\n{cache}",
+        dir.join("audit.jsonl").display(),
+        dir.join("spend.ledger").display()
+    )
+}
+
 /// `server:` block on fresh ports plus the given providers/models YAML.
 pub fn config_with(port: u16, admin_port: u16, server_extra: &str, body: &str) -> String {
     format!(
@@ -127,11 +146,7 @@ impl Gateway {
         let admin_port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("gateway.yaml");
-        let audit = format!(
-            "audit: {{ path: \"{}\" }}\nspend: {{ ledger_path: \"{}\" }}\n",
-            dir.path().join("audit.jsonl").display(),
-            dir.path().join("spend.ledger").display()
-        );
+        let audit = test_paths(dir.path(), body);
         std::fs::write(&config_path, config_with(port, admin_port, server_extra, &format!("{body}{audit}"))).unwrap();
         Self::start_with_file(dir, config_path, port, admin_port)
     }
@@ -157,6 +172,17 @@ impl Gateway {
         child
     }
 
+    /// SIGTERM (graceful: drains, flushes, snapshots), wait for the exit, start again.
+    pub fn stop_and_restart(&mut self) {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "gateway did not exit on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Self::spawn(&self.config_path, &self.log_path, self.port, self.admin_port);
+    }
+
     /// `kill -9`, then start again on the same files and ports.
     pub fn crash_and_restart(&mut self) {
         let _ = self.child.kill();
@@ -178,11 +204,7 @@ impl Gateway {
 
     /// Rewrites the config body (keeping this gateway's ports and audit path).
     pub fn write_config(&self, server_extra: &str, body: &str) {
-        let audit = format!(
-            "audit: {{ path: \"{}\" }}\nspend: {{ ledger_path: \"{}\" }}\n",
-            self.audit_path().display(),
-            self.dir.path().join("spend.ledger").display()
-        );
+        let audit = test_paths(self.dir.path(), body);
         std::fs::write(
             &self.config_path,
             config_with(self.port, self.admin_port, server_extra, &format!("{body}{audit}")),

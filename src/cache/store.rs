@@ -1,0 +1,266 @@
+//! The exact-cache store: entries by key, bounded in bytes with TTL and LRU-ish eviction (oldest
+//! use first), snapshotted to a file and restored on start. A snapshot carries a SHA-256 of its
+//! body: a torn or corrupt file is detected and ignored, never loaded half-way.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::spend::usage::Usage;
+
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A complete answer, as the provider sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Json(Bytes),
+    /// SSE events, each with its blank-line terminator, `[DONE]` included.
+    Sse(Vec<Bytes>),
+}
+
+impl Answer {
+    fn size(&self) -> usize {
+        match self {
+            Answer::Json(b) => b.len(),
+            Answer::Sse(events) => events.iter().map(|e| e.len() + 16).sum(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Entry {
+    pub answer: Answer,
+    pub expires_at: u64,
+    /// The original answer's usage, replayed as is and priced as the saving.
+    pub usage: Usage,
+    pub upstream_model: String,
+    last_used: AtomicU64,
+}
+
+impl Entry {
+    pub fn new(answer: Answer, ttl_secs: u64, usage: Usage, upstream_model: String) -> Entry {
+        let now = now_secs();
+        Entry { answer, expires_at: now + ttl_secs, usage, upstream_model, last_used: AtomicU64::new(now) }
+    }
+}
+
+pub struct ExactStore {
+    map: DashMap<[u8; 32], Arc<Entry>>,
+    bytes: AtomicUsize,
+    max_bytes: usize,
+    pub evictions: AtomicU64,
+}
+
+impl ExactStore {
+    pub fn new(max_bytes: usize) -> ExactStore {
+        ExactStore { map: DashMap::new(), bytes: AtomicUsize::new(0), max_bytes, evictions: AtomicU64::new(0) }
+    }
+
+    pub fn get(&self, key: &[u8; 32]) -> Option<Arc<Entry>> {
+        let now = now_secs();
+        let entry = self.map.get(key)?.clone();
+        if entry.expires_at <= now {
+            self.remove(key);
+            return None;
+        }
+        entry.last_used.store(now, Ordering::Relaxed);
+        Some(entry)
+    }
+
+    pub fn insert(&self, key: [u8; 32], entry: Entry) {
+        let size = entry.answer.size() + 128;
+        if size > self.max_bytes {
+            return;
+        }
+        if let Some(old) = self.map.insert(key, Arc::new(entry)) {
+            self.bytes.fetch_sub(old.answer.size() + 128, Ordering::Relaxed);
+        }
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        if self.bytes.load(Ordering::Relaxed) > self.max_bytes {
+            self.evict();
+        }
+    }
+
+    fn remove(&self, key: &[u8; 32]) {
+        if let Some((_, old)) = self.map.remove(key) {
+            self.bytes.fetch_sub(old.answer.size() + 128, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops expired entries, then the least recently used, down to 90 % of the bound.
+    fn evict(&self) {
+        let now = now_secs();
+        let mut candidates: Vec<([u8; 32], u64, bool)> =
+            self.map.iter().map(|e| (*e.key(), e.last_used.load(Ordering::Relaxed), e.expires_at <= now)).collect();
+        candidates.sort_by_key(|(_, used, expired)| (!expired, *used));
+        let target = self.max_bytes / 10 * 9;
+        for (key, _, _) in candidates {
+            if self.bytes.load(Ordering::Relaxed) <= target {
+                break;
+            }
+            self.remove(&key);
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Writes every live entry to `path` (temp file + rename, so a crash never leaves half).
+    pub fn snapshot(&self, path: &Path) -> std::io::Result<usize> {
+        let now = now_secs();
+        let entries: Vec<SnapEntry> = self
+            .map
+            .iter()
+            .filter(|e| e.expires_at > now)
+            .map(|e| SnapEntry {
+                key: hex::encode(e.key()),
+                expires_at: e.expires_at,
+                upstream_model: e.upstream_model.clone(),
+                usage: [e.usage.prompt_tokens, e.usage.completion_tokens, e.usage.cached_tokens],
+                json: match &e.answer {
+                    Answer::Json(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                    Answer::Sse(_) => None,
+                },
+                sse: match &e.answer {
+                    Answer::Sse(ev) => Some(ev.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()),
+                    Answer::Json(_) => None,
+                },
+            })
+            .collect();
+        let body = serde_json::to_vec(&entries).map_err(std::io::Error::other)?;
+        let header = serde_json::json!({ "format": "switchyard-cache", "version": 1, "count": entries.len(),
+                                         "sha256": hex::encode(crate::spend::keys::sha256(&body)) });
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(header.to_string().as_bytes())?;
+            f.write_all(b"\n")?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        Ok(entries.len())
+    }
+
+    /// Loads a snapshot; `Err` (with why) for a missing, corrupt or partial file, leaving the
+    /// store untouched.
+    pub fn restore(&self, path: &Path) -> Result<usize, String> {
+        let data = std::fs::read(path).map_err(|e| e.to_string())?;
+        let split = data.iter().position(|&b| b == b'\n').ok_or("no header line")?;
+        let header: serde_json::Value = serde_json::from_slice(&data[..split]).map_err(|e| format!("header: {e}"))?;
+        let body = &data[split + 1..];
+        if header["format"] != "switchyard-cache" || header["version"] != 1 {
+            return Err("not a switchyard cache snapshot (or another version)".into());
+        }
+        if header["sha256"].as_str() != Some(&hex::encode(crate::spend::keys::sha256(body))) {
+            return Err("checksum mismatch (torn or corrupt file)".into());
+        }
+        let entries: Vec<SnapEntry> = serde_json::from_slice(body).map_err(|e| format!("entries: {e}"))?;
+        let now = now_secs();
+        let mut loaded = 0;
+        for e in entries.into_iter().filter(|e| e.expires_at > now) {
+            let Ok(key) = hex::decode(&e.key).map_err(|_| ()).and_then(|k| <[u8; 32]>::try_from(k).map_err(|_| ()))
+            else {
+                continue;
+            };
+            let answer = match (e.json, e.sse) {
+                (Some(j), None) => Answer::Json(Bytes::from(j)),
+                (None, Some(ev)) => Answer::Sse(ev.into_iter().map(Bytes::from).collect()),
+                _ => continue,
+            };
+            let usage = Usage {
+                prompt_tokens: e.usage[0],
+                completion_tokens: e.usage[1],
+                cached_tokens: e.usage[2],
+                estimated: false,
+            };
+            let mut entry = Entry::new(answer, 0, usage, e.upstream_model);
+            entry.expires_at = e.expires_at;
+            self.insert(key, entry);
+            loaded += 1;
+        }
+        Ok(loaded)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapEntry {
+    key: String,
+    expires_at: u64,
+    upstream_model: String,
+    usage: [u64; 3],
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    json: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sse: Option<Vec<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: usize) -> Entry {
+        Entry::new(Answer::Json(Bytes::from(vec![b'x'; n])), 60, Usage::default(), "m".into())
+    }
+
+    #[test]
+    fn bounded_by_bytes_evicting_least_recently_used() {
+        let s = ExactStore::new(10_000);
+        for i in 0..5u8 {
+            s.insert([i; 32], entry(1500));
+        }
+        assert!(s.get(&[0; 32]).is_some()); // recently used: survives
+        for i in 5..10u8 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            s.insert([i; 32], entry(1500));
+        }
+        assert!(s.bytes() <= 10_000);
+        assert!(s.evictions.load(Ordering::Relaxed) > 0);
+        assert!(s.get(&[9; 32]).is_some());
+    }
+
+    #[test]
+    fn snapshot_round_trip_and_corruption_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.snap");
+        let s = ExactStore::new(1 << 20);
+        s.insert([1; 32], entry(10));
+        s.insert(
+            [2; 32],
+            Entry::new(Answer::Sse(vec![Bytes::from_static(b"data: [DONE]\n\n")]), 60, Usage::default(), "m".into()),
+        );
+        assert_eq!(s.snapshot(&path).unwrap(), 2);
+        let t = ExactStore::new(1 << 20);
+        assert_eq!(t.restore(&path).unwrap(), 2);
+        assert_eq!(t.get(&[2; 32]).unwrap().answer, s.get(&[2; 32]).unwrap().answer);
+
+        let mut data = std::fs::read(&path).unwrap();
+        let n = data.len();
+        data.truncate(n - 5);
+        std::fs::write(&path, &data).unwrap();
+        let u = ExactStore::new(1 << 20);
+        assert!(u.restore(&path).unwrap_err().contains("checksum"));
+        assert!(u.is_empty());
+    }
+}
