@@ -8,6 +8,7 @@ pub mod admin;
 pub mod audit;
 pub mod cache;
 pub mod config;
+pub mod embed;
 pub mod error;
 pub mod metrics;
 pub mod providers;
