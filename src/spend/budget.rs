@@ -23,7 +23,7 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, o: &Totals) {
+    pub fn add(&mut self, o: &Totals) {
         self.spend_usd += o.spend_usd;
         self.saved_usd += o.saved_usd;
         self.requests += o.requests;

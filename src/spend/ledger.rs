@@ -38,11 +38,10 @@ impl LedgerRecord {
     }
 
     fn merge(&mut self, o: &LedgerRecord) {
-        self.spend_usd += o.spend_usd;
-        self.saved_usd += o.saved_usd;
-        self.requests += o.requests;
-        self.prompt_tokens += o.prompt_tokens;
-        self.completion_tokens += o.completion_tokens;
+        let mut t = self.totals();
+        t.add(&o.totals());
+        (self.spend_usd, self.saved_usd, self.requests) = (t.spend_usd, t.saved_usd, t.requests);
+        (self.prompt_tokens, self.completion_tokens) = (t.prompt_tokens, t.completion_tokens);
     }
 
     pub fn totals(&self) -> Totals {
@@ -113,14 +112,7 @@ impl Ledger {
                 let disconnected = match rx.recv_timeout(SYNC_EVERY) {
                     Ok(r) => {
                         received += 1;
-                        match pending.get_mut(&r.slot()) {
-                            Some(p) => p.merge(&r),
-                            None => {
-                                let mut r = r;
-                                r.ts = r.ts.div_euclid(3600) * 3600;
-                                pending.insert(r.slot(), r);
-                            }
-                        }
+                        merge_into(&mut pending, r);
                         false
                     }
                     Err(RecvTimeoutError::Timeout) => false,
@@ -165,18 +157,22 @@ impl Ledger {
     }
 }
 
+/// Adds `r` to its (hour, key, team, model) line, starting the line at the hour.
+fn merge_into(lines: &mut HashMap<Slot, LedgerRecord>, mut r: LedgerRecord) {
+    match lines.get_mut(&r.slot()) {
+        Some(line) => line.merge(&r),
+        None => {
+            r.ts = r.ts.div_euclid(3600) * 3600;
+            lines.insert(r.slot(), r);
+        }
+    }
+}
+
 /// One record per (hour, key, team, model), in time order.
 fn aggregate(records: Vec<LedgerRecord>) -> Vec<LedgerRecord> {
     let mut by_slot: HashMap<Slot, LedgerRecord> = HashMap::new();
     for r in records {
-        match by_slot.get_mut(&r.slot()) {
-            Some(p) => p.merge(&r),
-            None => {
-                let mut r = r;
-                r.ts = r.ts.div_euclid(3600) * 3600;
-                by_slot.insert(r.slot(), r);
-            }
-        }
+        merge_into(&mut by_slot, r);
     }
     let mut out: Vec<LedgerRecord> = by_slot.into_values().collect();
     out.sort_by(|a, b| (a.ts, &a.key, &a.team, &a.model).cmp(&(b.ts, &b.key, &b.team, &b.model)));
