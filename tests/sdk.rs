@@ -21,15 +21,13 @@ fn python() -> PathBuf {
     }
 }
 
-#[test]
-fn openai_python_sdk_against_the_gateway() {
-    let mock = Mock::start(&[]);
-    let gw = Gateway::start("", &demo_body(&mock));
+fn run_sdk_check(gw: &Gateway, expect_cache: bool) {
     let py = python();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk_check.py");
     let out = Command::new(&py)
         .arg(script)
         .env("SWITCHYARD_BASE_URL", gw.url("/v1"))
+        .env("SWITCHYARD_EXPECT_CACHE", if expect_cache { "1" } else { "0" })
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
         .output()
@@ -43,4 +41,24 @@ fn openai_python_sdk_against_the_gateway() {
         py.display()
     );
     println!("{stdout}");
+}
+
+#[test]
+fn openai_python_sdk_against_the_gateway() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start("", &demo_body(&mock));
+    run_sdk_check(&gw, false);
+}
+
+#[test]
+fn openai_python_sdk_parses_cached_streams() {
+    let mock = Mock::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{}cache: {{ exact: {{ enabled: true }}, snapshot_path: \"{}\" }}\n",
+        demo_body(&mock),
+        dir.path().join("cache.snapshot").display()
+    );
+    let gw = Gateway::start("", &body);
+    run_sdk_check(&gw, true);
 }

@@ -61,7 +61,23 @@ check(len(emb.data) == 2 and len(emb.data[0].embedding) == 8, "embeddings")
 ids = [m.id for m in client.models.list()]
 check("demo" in ids, f"models list {ids}")
 
-# Errors surface as the SDK's typed exceptions.
+# With the exact cache on: a streamed answer replayed from the cache parses like a live one.
+if os.environ.get("SWITCHYARD_EXPECT_CACHE") == "1":
+    def stream_once():
+        raw = client.chat.completions.with_raw_response.create(
+            model="demo", messages=[{"role": "user", "content": "cache this stream"}], stream=True
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+        return raw.headers.get("x-switchyard-cache"), text
+
+    first = stream_once()
+    second = stream_once()
+    check(first[0] == "miss" and second[0] == "hit-exact", f"cache headers {first[0]}, {second[0]}")
+    check(second[1] == first[1] and second[1].startswith("mock answer to: cache this stream"), "replayed stream text")
+    plain = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "cache this stream"}])
+    check(plain.choices[0].message.content == first[1], "plain answer synthesised from the cached stream")
+
+# Errors surface as the SDK's typed exceptions (last: the 429 cools the only target down).
 try:
     client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
     check(False, "unknown model should raise")
