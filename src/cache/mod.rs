@@ -2,6 +2,7 @@
 //! that changes the answer) answered from memory in microseconds, streamed answers replayed as
 //! streams, bounded, with TTL, snapshotted across restarts. (The semantic tier is in progress.)
 
+pub mod gates;
 pub mod key;
 pub mod sse;
 pub mod store;
