@@ -176,25 +176,12 @@ async fn retryable_statuses_become_one_aggregated_error() {
     let mock = Mock::start(&[]);
     let gw = Gateway::start("", &demo_body(&mock));
     // A single target: nothing else to try, so the gateway gives up with the contract's status.
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .header("x-mock-fail-status", "500")
-        .json(&chat("demo", "x"))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_chat(&gw, "demo", "x", &[("x-mock-fail-status", "500")]).await;
     let (s, b) = error_of(resp).await;
     assert_eq!(s, 502);
     assert!(b["error"]["message"].as_str().unwrap().contains("mock (mock-1): HTTP 500"), "{b}");
 
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .header("x-mock-fail-status", "429")
-        .header("x-mock-retry-after", "7")
-        .json(&chat("demo", "x"))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_chat(&gw, "demo", "x", &[("x-mock-fail-status", "429"), ("x-mock-retry-after", "7")]).await;
     assert_eq!(resp.headers()["retry-after"], "7");
     let (s, b) = error_of(resp).await;
     assert_eq!((s, b["error"]["code"].as_str()), (429, Some("rate_limit_exceeded")));

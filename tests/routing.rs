@@ -14,7 +14,7 @@ fn provider(name: &str, mock: &Mock, extra: &str) -> String {
 }
 
 async fn send(gw: &Gateway, model: &str, prompt: &str) -> reqwest::Response {
-    client().post(gw.url("/v1/chat/completions")).json(&chat(model, prompt)).send().await.unwrap()
+    post_chat(gw, model, prompt, &[]).await
 }
 
 #[tokio::test]

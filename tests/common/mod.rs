@@ -242,6 +242,15 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
 }
 
+/// POSTs a one-message chat request to the gateway with extra request headers.
+pub async fn post_chat(gw: &Gateway, model: &str, prompt: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = client().post(gw.url("/v1/chat/completions")).json(&chat(model, prompt));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
 pub fn chat(model: &str, prompt: &str) -> serde_json::Value {
     serde_json::json!({ "model": model, "messages": [{ "role": "user", "content": prompt }] })
 }
