@@ -36,6 +36,7 @@ async fn requests_are_counted_by_model_provider_and_status() {
     assert!(text.contains(r#"switchyard_requests_total{model="-",provider="switchyard",status="404"} 1"#), "{text}");
     assert!(text.contains(r#"switchyard_request_duration_seconds_count{model="demo",provider="mock",status="200"} 3"#));
     assert!(text.contains(r#"switchyard_upstream_duration_seconds_count{model="demo",provider="mock",status="200"} 3"#));
+    assert!(text.contains(r#"switchyard_ttft_seconds_count{model="demo",provider="mock"}"#), "{text}");
     assert!(text.contains("switchyard_config_reload_total"));
     assert!(text.contains("switchyard_in_flight_requests 0"), "{text}");
     assert!(

@@ -33,6 +33,7 @@ pub struct Metrics {
     pub cache_entries: IntGauge,
     pub cache_bytes: IntGauge,
     pub cache_evictions: prometheus::IntCounter,
+    pub ttft: HistogramVec,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -165,6 +166,15 @@ impl Metrics {
         let cache_evictions =
             prometheus::IntCounter::new("switchyard_cache_evictions_total", "Entries evicted to stay within max_bytes")
                 .expect("static metric");
+        let ttft = HistogramVec::new(
+            HistogramOpts::new(
+                "switchyard_ttft_seconds",
+                "Time to first byte of the answer (the first token of a stream), request arrival to upstream head",
+            )
+            .buckets(exponential_buckets(0.001, 2.0, 16).expect("static buckets")),
+            &["model", "provider"],
+        )
+        .expect("static metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_duration.clone()),
@@ -189,6 +199,7 @@ impl Metrics {
             Box::new(cache_entries.clone()),
             Box::new(cache_bytes.clone()),
             Box::new(cache_evictions.clone()),
+            Box::new(ttft.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -220,6 +231,7 @@ impl Metrics {
             cache_entries,
             cache_bytes,
             cache_evictions,
+            ttft,
         }
     }
 

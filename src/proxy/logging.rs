@@ -48,6 +48,9 @@ pub async fn record(ctx: &RequestCtx, status: u16) -> Option<Spend> {
         let overhead_us = ctx.overhead_us(ctx.upstream_head.unwrap_or(now));
         m.overhead.with_label_values(&[model]).observe(overhead_us as f64 / 1e6);
     }
+    if let Some(head) = ctx.upstream_head {
+        m.ttft.with_label_values(&[model, provider]).observe((head - ctx.started).as_secs_f64());
+    }
     if ctx.cache_hit.is_some() {
         if let Some(snapshot) = ctx.snapshot.as_ref() {
             let key = ctx.key.as_ref().map_or("-", |k| k.name.as_str());
