@@ -75,15 +75,17 @@ async fn exact_hits_never_reach_the_provider() {
     // A different question misses.
     assert_eq!(ask(&gw, chat("demo", "what is the capital of Italy"), &[]).await.0, "miss");
     assert_eq!(mock.requests().await, 2);
-    // The hit saved the original's cost.
-    let metrics = client().get(gw.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    // The hit saved the original's cost (recorded just after the answer is sent).
+    let scrape = || async { client().get(gw.admin_url("/metrics")).send().await.unwrap().text().await.unwrap() };
+    let saved = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("switchyard_saved_usd_total{"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(eventually(std::time::Duration::from_secs(5), || async { saved(&scrape().await) > 0.0 }).await);
+    let metrics = scrape().await;
     assert!(metrics.contains(r#"switchyard_cache_lookups_total{result="hit",tier="exact"} 1"#), "{metrics}");
-    let saved = metrics
-        .lines()
-        .find(|l| l.starts_with("switchyard_saved_usd_total{"))
-        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    assert!(saved > 0.0, "{metrics}");
 }
 
 #[tokio::test]

@@ -108,6 +108,18 @@ async fn budget_stops_spend_within_one_request_also_under_concurrency() {
     }
     assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
     assert!(statuses.contains(&429));
+    // Each answer is settled just after it is sent: wait for the books to catch up.
+    let ok = statuses.iter().filter(|s| **s == 200).count() as u64;
+    let crowd_requests = |r: &Value| {
+        r["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == "crowd")
+            .map_or(0, |k| k["requests"].as_u64().unwrap())
+    };
+    let settled = eventually(Duration::from_secs(5), || async { crowd_requests(&spend_report(&gw).await) == ok }).await;
+    assert!(settled, "{}", spend_report(&gw).await);
     let report = spend_report(&gw).await;
     for k in report["keys"].as_array().unwrap() {
         let spent = k["spend_usd"].as_f64().unwrap();
@@ -159,6 +171,10 @@ async fn spend_survives_kill_9() {
     for _ in 0..3 {
         assert_eq!(post(&gw, Some("sk-d"), "demo").await.status(), 200);
     }
+    // Settlement happens just after each answer is sent: wait until all three are on the books.
+    let settled =
+        eventually(Duration::from_secs(5), || async { spend_report(&gw).await["keys"][0]["requests"] == 3 }).await;
+    assert!(settled, "{}", spend_report(&gw).await);
     let before = spend_report(&gw).await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // the ledger syncs every second
     gw.crash_and_restart();

@@ -230,6 +230,21 @@ fn words(text: &str) -> Words {
         if i > 0 && raw.chars().next().is_some_and(|c| c.is_uppercase()) && !STOP.contains(&lower.as_str()) {
             names.insert(lower.clone());
         }
+        // Negated forms, with or without the apostrophe: can't, cant, cannot, won't, wont...
+        let bare_negation = [
+            "cannot", "cant", "wont", "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "shouldnt",
+            "couldnt", "wouldnt", "havent", "hasnt",
+        ]
+        .contains(&lower.as_str());
+        if bare_negation {
+            tokens.push(match lower.as_str() {
+                "cannot" | "cant" => "can".to_string(),
+                "wont" => "will".to_string(),
+                s => s.trim_end_matches("nt").to_string(),
+            });
+            tokens.push("not".into());
+            continue;
+        }
         if let Some(stem) = lower.strip_suffix("n't") {
             tokens.push(match stem {
                 "wo" => "will".to_string(),
@@ -261,6 +276,10 @@ fn pair_in(list: &[(&str, &str)], a: &str, b: &str) -> bool {
     list.iter().any(|(x, y)| (*x == a && *y == b) || (*x == b && *y == a))
 }
 
+fn content_set<'a>(s: &BTreeSet<&'a str>) -> BTreeSet<&'a str> {
+    s.iter().filter(|t| !STOP.contains(*t) && !NEGATIONS.contains(*t)).copied().collect()
+}
+
 fn content_words<'a>(v: &[&'a str]) -> Vec<&'a str> {
     v.iter().filter(|t| !STOP.contains(t)).copied().collect()
 }
@@ -271,8 +290,12 @@ pub fn verify(a: &str, b: &str) -> Option<Block> {
     let set_a: BTreeSet<&str> = wa.tokens.iter().map(String::as_str).collect();
     let set_b: BTreeSet<&str> = wb.tokens.iter().map(String::as_str).collect();
 
+    // Negation parity, judged only when the wordings align (3/4 of content words shared): a
+    // paraphrase may say "without food" for "on an empty stomach".
     let neg = |s: &BTreeSet<&str>| s.iter().filter(|t| NEGATIONS.contains(t)).count() % 2;
-    if neg(&set_a) != neg(&set_b) {
+    let (ka, kb) = (content_set(&set_a), content_set(&set_b));
+    let aligned = ka.intersection(&kb).count() * 4 >= ka.len().max(kb.len()).max(1) * 3;
+    if aligned && neg(&set_a) != neg(&set_b) {
         return Some(Block::Negation);
     }
     let only_a: Vec<&str> = set_a.difference(&set_b).copied().collect();
@@ -349,5 +372,11 @@ mod tests {
             None
         );
         assert_eq!(verify("is the store open at 9pm", "is the store open at nine pm"), None);
+        assert_eq!(verify("I can't log in to my account", "I cannot log in to my account."), None);
+        assert_eq!(verify("Why won't my code compile?", "why wont my code compile"), None);
+        assert_eq!(
+            verify("Can I take ibuprofen on an empty stomach?", "is it ok to take ibuprofen without food"),
+            None
+        );
     }
 }
