@@ -67,13 +67,7 @@ async fn oversized_bodies_get_413_not_a_reset() {
     let (s, b) = error_of(resp).await;
     assert_eq!((s, b["error"]["code"].as_str()), (413, Some("request_too_large")));
     // Chunked: only found out while reading.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big.chunks(256).map(|c| Ok(c.to_vec())).collect();
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_chunked(&gw, &big, 256).await;
     assert_eq!(error_of(resp).await.0, 413);
     // Under the limit still works.
     let ok = client().post(gw.url("/v1/chat/completions")).json(&chat("demo", "small")).send().await.unwrap();

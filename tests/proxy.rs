@@ -134,13 +134,7 @@ async fn chunked_request_bodies_are_read_whole() {
     let mock = Mock::start(&[]);
     let gw = Gateway::start("", &demo_body(&mock));
     let body = serde_json::to_vec(&chat("demo", "chunked hello")).unwrap();
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body.chunks(7).map(|c| Ok(c.to_vec())).collect();
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_chunked(&gw, &body, 7).await;
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert!(v["choices"][0]["message"]["content"].as_str().unwrap().contains("chunked hello"));

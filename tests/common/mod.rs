@@ -251,6 +251,17 @@ pub async fn post_chat(gw: &Gateway, model: &str, prompt: &str, headers: &[(&str
     req.send().await.unwrap()
 }
 
+/// POSTs `body` to the chat endpoint in `piece`-byte chunks (chunked framing, no Content-Length).
+pub async fn post_chunked(gw: &Gateway, body: &[u8], piece: usize) -> reqwest::Response {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body.chunks(piece).map(|c| Ok(c.to_vec())).collect();
+    client()
+        .post(gw.url("/v1/chat/completions"))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap()
+}
+
 pub fn chat(model: &str, prompt: &str) -> serde_json::Value {
     serde_json::json!({ "model": model, "messages": [{ "role": "user", "content": prompt }] })
 }
