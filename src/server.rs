@@ -11,7 +11,7 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::admin::Admin;
-use crate::cache::store::ExactStore;
+use crate::cache::Cache;
 use crate::config::live::Live;
 use crate::config::watch::ConfigWatcher;
 use crate::config::ConfigError;
@@ -43,10 +43,13 @@ pub fn serve(config_path: PathBuf) -> Result<(), ConfigError> {
             .map_err(|e| ConfigError::new(format!("spend ledger {ledger_path}: {e}")))?,
     );
     let cache_cfg = snapshot.config.raw.cache.clone();
-    let cache = Arc::new(ExactStore::new(cache_cfg.max_bytes));
+    let cache = Cache::new(cache_cfg.max_bytes);
+    if snapshot.config.models.values().any(|m| m.semantic_cache.enabled) {
+        cache.semantic.ensure_started(&cache_cfg.semantic);
+    }
     let snapshot_path = (!cache_cfg.snapshot_path.is_empty()).then(|| PathBuf::from(&cache_cfg.snapshot_path));
     if let Some(path) = &snapshot_path {
-        match cache.restore(path) {
+        match cache.store.restore(path) {
             Ok(n) => info!("cache: restored {n} entries from {}", path.display()),
             Err(e) if path.exists() => log::warn!("cache: ignoring snapshot {}: {e}", path.display()),
             Err(_) => {}
@@ -86,7 +89,7 @@ pub fn serve(config_path: PathBuf) -> Result<(), ConfigError> {
     crate::shutdown::on_exit(Box::new(move || {
         spend.accounts.flush();
         if let Some(path) = &snapshot_path {
-            match cache.snapshot(path) {
+            match cache.store.snapshot(path) {
                 Ok(n) => info!("cache: {n} entries saved to {}", path.display()),
                 Err(e) => log::error!("cache: snapshot failed: {e}"),
             }
@@ -103,7 +106,7 @@ fn snapshot_audit(live: &Live) -> crate::audit::AuditConfig {
 
 /// Writes the cache snapshot every `every`, off the request path.
 struct CacheSnapshots {
-    cache: Arc<ExactStore>,
+    cache: Arc<Cache>,
     path: PathBuf,
     every: Duration,
 }
@@ -117,7 +120,7 @@ impl pingora::services::background::BackgroundService for CacheSnapshots {
                 _ = tokio::time::sleep(self.every) => {}
             }
             let (cache, path) = (self.cache.clone(), self.path.clone());
-            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || cache.snapshot(&path)).await {
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || cache.store.snapshot(&path)).await {
                 log::error!("cache: snapshot failed: {e}");
             }
         }

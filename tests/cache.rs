@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 fn cached_body(mock: &Mock, dir_hint: &str, extra: &str) -> String {
@@ -13,45 +12,13 @@ fn cached_body(mock: &Mock, dir_hint: &str, extra: &str) -> String {
         "providers:\n  mock: {{ kind: openai, base_url: \"{}\" }}\n\
          models:\n  demo: {{ targets: [ {{ provider: mock, model: mock-1 }} ] }}\n\
          pricing: {{ overrides: {{ demo: {{ input_per_mtok: 10.0, output_per_mtok: 10.0 }} }} }}\n\
-         cache: {{ exact: {{ enabled: true, ttl_secs: 600 }}, snapshot_path: \"{dir_hint}/cache.snapshot\" }}\n{extra}",
+         cache: {{ exact: {{ enabled: true, ttl_secs: 600 }}, semantic: {{ enabled: false }}, snapshot_path: \"{dir_hint}/cache.snapshot\" }}\n{extra}",
         mock.base_url()
     )
 }
 
 fn snap_dir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
-}
-
-async fn ask(gw: &Gateway, body: Value, headers: &[(&str, &str)]) -> (String, reqwest::header::HeaderMap, String) {
-    let mut req = client().post(gw.url("/v1/chat/completions")).json(&body);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let h = resp.headers().clone();
-    let cache = h.get("x-switchyard-cache").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-    let mut text = String::new();
-    let mut s = resp.bytes_stream();
-    while let Some(b) = s.next().await {
-        text.push_str(&String::from_utf8_lossy(&b.unwrap()));
-    }
-    (cache, h, text)
-}
-
-fn streamed(prompt: &str) -> Value {
-    let mut v = chat("demo", prompt);
-    v["stream"] = json!(true);
-    v
-}
-
-fn stream_text(sse: &str) -> String {
-    sse.split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_string))
-        .collect()
 }
 
 #[tokio::test]

@@ -55,7 +55,7 @@ fn openai_python_sdk_parses_cached_streams() {
     let mock = Mock::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let body = format!(
-        "{}cache: {{ exact: {{ enabled: true }}, snapshot_path: \"{}\" }}\n",
+        "{}cache: {{ exact: {{ enabled: true }}, semantic: {{ enabled: false }}, snapshot_path: \"{}\" }}\n",
         demo_body(&mock),
         dir.path().join("cache.snapshot").display()
     );

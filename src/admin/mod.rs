@@ -8,7 +8,7 @@ use http::{Method, Response};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
-use crate::cache::store::ExactStore;
+use crate::cache::Cache;
 use crate::config::live::Live;
 use crate::config::watch::reload_off_thread;
 use crate::error::GatewayError;
@@ -19,11 +19,11 @@ use crate::spend::SpendState;
 pub struct Admin {
     live: Arc<Live>,
     spend: Arc<SpendState>,
-    cache: Arc<ExactStore>,
+    cache: Arc<Cache>,
 }
 
 impl Admin {
-    pub fn new(live: Arc<Live>, spend: Arc<SpendState>, cache: Arc<ExactStore>) -> Self {
+    pub fn new(live: Arc<Live>, spend: Arc<SpendState>, cache: Arc<Cache>) -> Self {
         Admin { live, spend, cache }
     }
 
@@ -105,7 +105,7 @@ impl ServeHttp for Admin {
                 let snapshot = self.live.snapshot();
                 snapshot.routes.export_gauges();
                 crate::proxy::export_budget_gauges(&self.spend, &snapshot);
-                crate::proxy::export_cache_gauges(&self.cache);
+                crate::proxy::export_cache_gauges(&self.cache.store);
                 respond(200, "text/plain; version=0.0.4; charset=utf-8", metrics::get().render())
             }
             (Method::GET, "/admin/health") => json(200, self.live.snapshot().routes.health_report()),

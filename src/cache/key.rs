@@ -12,12 +12,47 @@ use crate::spend::keys::sha256;
 const IGNORED: &[&str] =
     &["model", "stream", "stream_options", "user", "metadata", "store", "service_tier", "safety_identifier"];
 
+/// What the cache looks a request up by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestKeys {
+    pub exact: [u8; 32],
+    /// Present when the request has a semantic form: the last message is the user's, in text.
+    pub semantic: Option<SemanticParts>,
+}
+
+/// The semantic tier's view of a request: only the last user message is compared by meaning;
+/// everything else that changes the answer (scope, route, system prompt, earlier turns, tools,
+/// sampling parameters) is hashed into `context`, which must match exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SemanticParts {
+    pub context: [u8; 32],
+    pub text: String,
+}
+
 /// `None` when the body is not a JSON object (such a request is never cached).
 pub fn exact_key(scope: &str, route: &str, endpoint: Endpoint, body: &[u8]) -> Option<[u8; 32]> {
-    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else { return None };
+    request_keys(scope, route, endpoint, body).map(|k| k.exact)
+}
+
+/// Both keys from one parse of the body.
+pub fn request_keys(scope: &str, route: &str, endpoint: Endpoint, body: &[u8]) -> Option<RequestKeys> {
+    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(body) else { return None };
     let mut out = Vec::with_capacity(body.len() + 64);
-    for part in [scope.as_bytes(), route.as_bytes(), endpoint.label().as_bytes()] {
-        out.extend_from_slice(part);
+    let exact = hash_canonical(&[scope, route, endpoint.label()], &map, &mut out);
+    let semantic =
+        (endpoint == Endpoint::ChatCompletions).then(|| take_last_user_text(&mut map)).flatten().map(|text| {
+            out.clear();
+            // The text's place is kept (as a marker) so a request that has no user turn at all
+            // cannot share a context with one that does.
+            let context = hash_canonical(&["semantic", scope, route, endpoint.label()], &map, &mut out);
+            SemanticParts { context, text }
+        });
+    Some(RequestKeys { exact, semantic })
+}
+
+fn hash_canonical(prefix: &[&str], map: &serde_json::Map<String, Value>, out: &mut Vec<u8>) -> [u8; 32] {
+    for part in prefix {
+        out.extend_from_slice(part.as_bytes());
         out.push(0);
     }
     let mut keys: Vec<&String> = map.keys().filter(|k| !IGNORED.contains(&k.as_str())).collect();
@@ -27,12 +62,37 @@ pub fn exact_key(scope: &str, route: &str, endpoint: Endpoint, body: &[u8]) -> O
         if i > 0 {
             out.push(b',');
         }
-        write_canonical(&Value::String(k.clone()), &mut out);
+        write_canonical(&Value::String(k.clone()), out);
         out.push(b':');
-        write_canonical(&map[k], &mut out);
+        write_canonical(&map[k], out);
     }
     out.push(b'}');
-    Some(sha256(&out))
+    sha256(out)
+}
+
+/// Replaces the last message's content with a marker and returns its text, when that message is
+/// the user's and is all text (a string, or text parts joined by newlines).
+fn take_last_user_text(map: &mut serde_json::Map<String, Value>) -> Option<String> {
+    let last = map.get_mut("messages")?.as_array_mut()?.last_mut()?.as_object_mut()?;
+    if last.get("role")?.as_str()? != "user" {
+        return None;
+    }
+    let text = match last.get("content")? {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => {
+            let texts: Option<Vec<&str>> = parts
+                .iter()
+                .map(|p| (p.get("type")?.as_str()? == "text").then(|| p.get("text")?.as_str()).flatten())
+                .collect();
+            texts?.join("\n")
+        }
+        _ => return None,
+    };
+    if text.trim().is_empty() {
+        return None;
+    }
+    last.insert("content".into(), Value::String("\u{0}semantic-query".into()));
+    Some(text)
 }
 
 fn write_canonical(v: &Value, out: &mut Vec<u8>) {
@@ -102,5 +162,42 @@ mod tests {
         assert_ne!(Some(base), other_scope);
         assert!(exact_key("g", "m", Endpoint::ChatCompletions, b"[1]").is_none());
         assert_eq!(temperature(br#"{"temperature":1.2}"#), Some(1.2));
+    }
+
+    fn parts(body: &str) -> Option<SemanticParts> {
+        request_keys("global", "demo", Endpoint::ChatCompletions, body.as_bytes()).unwrap().semantic
+    }
+
+    #[test]
+    fn semantic_context_is_everything_but_the_last_user_message() {
+        let a = parts(r#"{"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi there"}]}"#)
+            .unwrap();
+        let b = parts(r#"{"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello"}]}"#)
+            .unwrap();
+        assert_eq!(a.text, "hi there");
+        assert_eq!(a.context, b.context);
+        let other_system =
+            parts(r#"{"messages":[{"role":"system","content":"be long"},{"role":"user","content":"hello"}]}"#).unwrap();
+        assert_ne!(a.context, other_system.context);
+        let hotter = parts(
+            r#"{"temperature":1,"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"x"}]}"#,
+        )
+        .unwrap();
+        assert_ne!(a.context, hotter.context);
+        let parted = parts(
+            r#"{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(parted.text, "a\nb");
+        // Images, tool results and empty prompts have no semantic form.
+        assert!(parts(r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#)
+            .is_none());
+        assert!(parts(r#"{"messages":[{"role":"tool","content":"42","tool_call_id":"c"}]}"#).is_none());
+        assert!(parts(r#"{"messages":[{"role":"user","content":"  "}]}"#).is_none());
+        // Not part of the context: the same as the exact key's view of stream and model.
+        let streamed =
+            parts(r#"{"stream":true,"model":"q","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"yo"}]}"#)
+                .unwrap();
+        assert_eq!(a.context, streamed.context);
     }
 }

@@ -1,18 +1,37 @@
 //! The response cache. Exact tier: a hash of the canonical request (scope, model, every field
-//! that changes the answer) answered from memory in microseconds, streamed answers replayed as
-//! streams, bounded, with TTL, snapshotted across restarts. (The semantic tier is in progress.)
+//! that changes the answer) answered from memory in microseconds. Semantic tier: the last user
+//! message embedded and searched among prompts asked in the same context, a hit only past the
+//! similarity threshold and the correctness gates. Streamed answers are replayed as streams;
+//! bounded, with TTL, snapshotted across restarts.
 
 pub mod gates;
 pub mod key;
+pub mod semantic;
 pub mod sse;
 pub mod store;
+pub mod vectors;
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+/// The cache as the gateway holds it: the store (entries and vectors) and the semantic runtime.
+pub struct Cache {
+    pub store: store::CacheStore,
+    pub semantic: Arc<semantic::SemanticRuntime>,
+}
+
+impl Cache {
+    pub fn new(max_bytes: usize) -> Arc<Cache> {
+        Arc::new(Cache { store: store::CacheStore::new(max_bytes), semantic: semantic::SemanticRuntime::new() })
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
     pub exact: TierConfig,
+    pub semantic: SemanticConfig,
     pub max_bytes: usize,
     /// Answers larger than this are not stored.
     pub max_entry_bytes: usize,
@@ -29,6 +48,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             exact: TierConfig::default(),
+            semantic: SemanticConfig::default(),
             max_bytes: 256 * 1024 * 1024,
             max_entry_bytes: 4 * 1024 * 1024,
             scope: None,
@@ -52,11 +72,89 @@ impl Default for TierConfig {
     }
 }
 
-/// Per-model override: `models.<name>.cache: { exact: { enabled, ttl_secs } }`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SemanticConfig {
+    pub enabled: bool,
+    /// Cosine similarity a candidate needs before the gates look at it.
+    pub threshold: f32,
+    pub ttl_secs: u64,
+    /// Where `scripts/setup-model.sh` put the model ("~" is the home directory); restart to change.
+    pub model_dir: String,
+    /// Lowest value `x-switchyard-cache-threshold` may lower the threshold to.
+    pub min_request_threshold: f32,
+    /// Correctness gates after the similarity check (off: similarity alone decides).
+    pub gates: bool,
+    /// How long a lookup may wait for its embedding before it counts as a skip (a miss).
+    pub embed_budget_ms: u64,
+    /// Prompts longer than this are not embedded (the model reads 256 tokens; a longer prompt
+    /// could differ only past what it reads).
+    pub max_prompt_chars: usize,
+    /// Nearest stored prompts checked per lookup.
+    pub candidates: usize,
+    /// Inference: ONNX Runtime threads, batch size, how long a batch waits to fill, queue bound.
+    pub threads: usize,
+    pub max_batch: usize,
+    pub batch_wait_ms: u64,
+    pub queue: usize,
+}
+
+impl Default for SemanticConfig {
+    fn default() -> Self {
+        SemanticConfig {
+            enabled: true,
+            threshold: DEFAULT_SEMANTIC_THRESHOLD,
+            ttl_secs: 3600,
+            model_dir: "~/.cache/switchyard/models".into(),
+            min_request_threshold: 0.80,
+            gates: true,
+            embed_budget_ms: 50,
+            max_prompt_chars: 1000,
+            candidates: 4,
+            threads: 1,
+            max_batch: 16,
+            batch_wait_ms: 2,
+            queue: 256,
+        }
+    }
+}
+
+/// The default similarity threshold (picked by `cache-eval` on the labelled pairs).
+pub const DEFAULT_SEMANTIC_THRESHOLD: f32 = 0.90;
+
+/// Per-model override of the semantic tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteSemantic {
+    pub enabled: Option<bool>,
+    pub threshold: Option<f32>,
+    pub ttl_secs: Option<u64>,
+}
+
+/// The semantic tier as one route uses it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SemanticTier {
+    pub enabled: bool,
+    pub threshold: f32,
+    pub ttl_secs: u64,
+}
+
+impl SemanticTier {
+    pub fn resolve(global: &SemanticConfig, route: &RouteSemantic) -> SemanticTier {
+        SemanticTier {
+            enabled: route.enabled.unwrap_or(global.enabled),
+            threshold: route.threshold.unwrap_or(global.threshold),
+            ttl_secs: route.ttl_secs.unwrap_or(global.ttl_secs),
+        }
+    }
+}
+
+/// Per-model override: `models.<name>.cache: { exact: { enabled, ttl_secs }, semantic: {...} }`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouteCache {
     pub exact: Option<TierConfig>,
+    pub semantic: RouteSemantic,
 }
 
 /// What the client asked of the cache (`x-switchyard-cache`).

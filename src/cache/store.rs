@@ -1,6 +1,8 @@
-//! The exact-cache store: entries by key, bounded in bytes with TTL and LRU-ish eviction (oldest
-//! use first), snapshotted to a file and restored on start. A snapshot carries a SHA-256 of its
-//! body: a torn or corrupt file is detected and ignored, never loaded half-way.
+//! The cache store: answers by exact key, bounded in bytes with TTL and LRU-ish eviction (oldest
+//! use first). An entry stored with a semantic form also has its prompt's vector in the
+//! [`VectorIndex`]; whatever removes the entry (eviction, expiry, replacement) removes the vector.
+//! Snapshotted to a file (entries and vectors) and restored on start. A snapshot carries a
+//! SHA-256 of its body: a torn or corrupt file is detected and ignored, never loaded half-way.
 
 use std::io::Write;
 use std::path::Path;
@@ -12,6 +14,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
+use super::vectors::VectorIndex;
 use crate::spend::usage::Usage;
 
 pub fn now_secs() -> u64 {
@@ -42,26 +45,66 @@ pub struct Entry {
     /// The original answer's usage, replayed as is and priced as the saving.
     pub usage: Usage,
     pub upstream_model: String,
+    /// The prompt's semantic form, when the semantic tier indexed it.
+    pub semantic: Option<SemanticRef>,
     last_used: AtomicU64,
+}
+
+/// What the semantic tier keeps of a stored prompt: its context, its text (for the gates) and its
+/// exact vector (the index holds a quantised copy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SemanticRef {
+    pub context: [u8; 32],
+    pub prompt: Box<str>,
+    pub vector: Box<[f32]>,
+    /// The semantic tier's own TTL (the exact key may outlive it).
+    pub expires_at: u64,
 }
 
 impl Entry {
     pub fn new(answer: Answer, ttl_secs: u64, usage: Usage, upstream_model: String) -> Entry {
         let now = now_secs();
-        Entry { answer, expires_at: now + ttl_secs, usage, upstream_model, last_used: AtomicU64::new(now) }
+        Entry {
+            answer,
+            expires_at: now + ttl_secs,
+            usage,
+            upstream_model,
+            semantic: None,
+            last_used: AtomicU64::new(now),
+        }
+    }
+
+    fn size(&self) -> usize {
+        let semantic = self.semantic.as_ref().map_or(0, |s| s.prompt.len() + s.vector.len() * 5 + 64);
+        self.answer.size() + semantic + 128
     }
 }
 
-pub struct ExactStore {
+/// The low 64 bits of an exact key: the entry's id in the vector index.
+fn vector_id(key: &[u8; 32]) -> u64 {
+    u64::from_le_bytes(key[..8].try_into().expect("8 bytes"))
+}
+
+pub struct CacheStore {
     map: DashMap<[u8; 32], Arc<Entry>>,
+    vectors: VectorIndex,
+    /// Vector id -> exact key, for the entries that have a vector.
+    ids: DashMap<u64, [u8; 32], ahash::RandomState>,
     bytes: AtomicUsize,
     max_bytes: usize,
     pub evictions: AtomicU64,
 }
 
-impl ExactStore {
-    pub fn new(max_bytes: usize) -> ExactStore {
-        ExactStore { map: DashMap::new(), bytes: AtomicUsize::new(0), max_bytes, evictions: AtomicU64::new(0) }
+impl CacheStore {
+    pub fn new(max_bytes: usize) -> CacheStore {
+        CacheStore {
+            map: DashMap::new(),
+            vectors: VectorIndex::new(crate::embed::DIMS),
+            ids: DashMap::with_hasher(ahash::RandomState::new()),
+            bytes: AtomicUsize::new(0),
+            max_bytes,
+            evictions: AtomicU64::new(0),
+        }
     }
 
     pub fn get(&self, key: &[u8; 32]) -> Option<Arc<Entry>> {
@@ -75,13 +118,30 @@ impl ExactStore {
         Some(entry)
     }
 
-    pub fn insert(&self, key: [u8; 32], entry: Entry) {
-        let size = entry.answer.size() + 128;
+    pub fn insert(&self, key: [u8; 32], mut entry: Entry) {
+        let size = entry.size();
         if size > self.max_bytes {
             return;
         }
+        if let Some(s) = &entry.semantic {
+            if let Err(e) = self.vectors.insert(&s.context, vector_id(&key), &s.vector) {
+                log::warn!("semantic cache: not indexed: {e}");
+                entry.semantic = None;
+            }
+        }
+        let indexed = entry.semantic.as_ref().map(|s| s.context);
+        if indexed.is_some() {
+            self.ids.insert(vector_id(&key), key);
+        }
         if let Some(old) = self.map.insert(key, Arc::new(entry)) {
-            self.bytes.fetch_sub(old.answer.size() + 128, Ordering::Relaxed);
+            self.bytes.fetch_sub(old.size(), Ordering::Relaxed);
+            // A replacement under another context (or none) leaves no stale vector behind.
+            if let Some(s) = old.semantic.as_ref().filter(|s| Some(s.context) != indexed) {
+                self.vectors.remove(&s.context, vector_id(&key));
+                if indexed.is_none() {
+                    self.ids.remove(&vector_id(&key));
+                }
+            }
         }
         self.bytes.fetch_add(size, Ordering::Relaxed);
         if self.bytes.load(Ordering::Relaxed) > self.max_bytes {
@@ -91,8 +151,40 @@ impl ExactStore {
 
     fn remove(&self, key: &[u8; 32]) {
         if let Some((_, old)) = self.map.remove(key) {
-            self.bytes.fetch_sub(old.answer.size() + 128, Ordering::Relaxed);
+            self.bytes.fetch_sub(old.size(), Ordering::Relaxed);
+            if let Some(s) = &old.semantic {
+                self.vectors.remove(&s.context, vector_id(key));
+                self.ids.remove(&vector_id(key));
+            }
         }
+    }
+
+    /// Live entries whose prompt is close to `vector` under `context`, best first, with their
+    /// exact cosine similarity (`k` candidates from the index, confirmed on the kept vectors).
+    pub fn semantic_candidates(
+        &self,
+        context: &[u8; 32],
+        vector: &[f32],
+        k: usize,
+    ) -> Vec<([u8; 32], Arc<Entry>, f32)> {
+        let now = now_secs();
+        let mut found: Vec<([u8; 32], Arc<Entry>, f32)> = Vec::with_capacity(k);
+        for (id, _) in self.vectors.search(context, vector, k) {
+            let Some(key) = self.ids.get(&id).map(|k| *k) else { continue };
+            let Some(entry) = self.get(&key) else { continue };
+            let Some(s) = entry.semantic.as_ref().filter(|s| s.context == *context && s.expires_at > now) else {
+                continue;
+            };
+            let cos = crate::embed::cosine(vector, &s.vector);
+            found.push((key, entry, cos));
+        }
+        found.sort_by(|a, b| b.2.total_cmp(&a.2));
+        found
+    }
+
+    /// Vectors in the semantic index, and how many contexts (shards) they fall in.
+    pub fn vector_counts(&self) -> (usize, usize) {
+        (self.vectors.len(), self.vectors.shards())
     }
 
     /// Drops expired entries, then the least recently used, down to 90 % of the bound.
@@ -143,10 +235,16 @@ impl ExactStore {
                     Answer::Sse(ev) => Some(ev.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()),
                     Answer::Json(_) => None,
                 },
+                semantic: e.semantic.as_ref().filter(|s| s.expires_at > now).map(|s| SnapSemantic {
+                    context: hex::encode(s.context),
+                    prompt: s.prompt.to_string(),
+                    vector: s.vector.to_vec(),
+                    expires_at: s.expires_at,
+                }),
             })
             .collect();
         let body = serde_json::to_vec(&entries).map_err(std::io::Error::other)?;
-        let header = serde_json::json!({ "format": "switchyard-cache", "version": 1, "count": entries.len(),
+        let header = serde_json::json!({ "format": "switchyard-cache", "version": 2, "count": entries.len(),
                                          "sha256": hex::encode(crate::spend::keys::sha256(&body)) });
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
@@ -170,7 +268,8 @@ impl ExactStore {
         let split = data.iter().position(|&b| b == b'\n').ok_or("no header line")?;
         let header: serde_json::Value = serde_json::from_slice(&data[..split]).map_err(|e| format!("header: {e}"))?;
         let body = &data[split + 1..];
-        if header["format"] != "switchyard-cache" || header["version"] != 1 {
+        // Version 1 had no vectors; its entries load as exact-only.
+        if header["format"] != "switchyard-cache" || !(header["version"] == 1 || header["version"] == 2) {
             return Err("not a switchyard cache snapshot (or another version)".into());
         }
         if header["sha256"].as_str() != Some(&hex::encode(crate::spend::keys::sha256(body))) {
@@ -197,6 +296,15 @@ impl ExactStore {
             };
             let mut entry = Entry::new(answer, 0, usage, e.upstream_model);
             entry.expires_at = e.expires_at;
+            entry.semantic = e.semantic.and_then(|s| {
+                let context = <[u8; 32]>::try_from(hex::decode(&s.context).ok()?).ok()?;
+                (s.vector.len() == crate::embed::DIMS && s.expires_at > now).then(|| SemanticRef {
+                    context,
+                    prompt: s.prompt.into(),
+                    vector: s.vector.into(),
+                    expires_at: s.expires_at,
+                })
+            });
             self.insert(key, entry);
             loaded += 1;
         }
@@ -214,6 +322,16 @@ struct SnapEntry {
     json: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sse: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    semantic: Option<SnapSemantic>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapSemantic {
+    context: String,
+    prompt: String,
+    vector: Vec<f32>,
+    expires_at: u64,
 }
 
 #[cfg(test)]
@@ -226,7 +344,7 @@ mod tests {
 
     #[test]
     fn bounded_by_bytes_evicting_least_recently_used() {
-        let s = ExactStore::new(10_000);
+        let s = CacheStore::new(10_000);
         for i in 0..5u8 {
             s.insert([i; 32], entry(1500));
         }
@@ -244,14 +362,14 @@ mod tests {
     fn snapshot_round_trip_and_corruption_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.snap");
-        let s = ExactStore::new(1 << 20);
+        let s = CacheStore::new(1 << 20);
         s.insert([1; 32], entry(10));
         s.insert(
             [2; 32],
             Entry::new(Answer::Sse(vec![Bytes::from_static(b"data: [DONE]\n\n")]), 60, Usage::default(), "m".into()),
         );
         assert_eq!(s.snapshot(&path).unwrap(), 2);
-        let t = ExactStore::new(1 << 20);
+        let t = CacheStore::new(1 << 20);
         assert_eq!(t.restore(&path).unwrap(), 2);
         assert_eq!(t.get(&[2; 32]).unwrap().answer, s.get(&[2; 32]).unwrap().answer);
 
@@ -259,8 +377,53 @@ mod tests {
         let n = data.len();
         data.truncate(n - 5);
         std::fs::write(&path, &data).unwrap();
-        let u = ExactStore::new(1 << 20);
+        let u = CacheStore::new(1 << 20);
         assert!(u.restore(&path).unwrap_err().contains("checksum"));
         assert!(u.is_empty());
+    }
+
+    fn semantic_entry(n: u64, context: [u8; 32], prompt: &str) -> Entry {
+        let mut rng = fastrand::Rng::with_seed(n);
+        let mut v: Vec<f32> = (0..crate::embed::DIMS).map(|_| rng.f32() - 0.5).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+        let mut e = entry(10);
+        e.semantic =
+            Some(SemanticRef { context, prompt: prompt.into(), vector: v.into(), expires_at: now_secs() + 60 });
+        e
+    }
+
+    #[test]
+    fn vectors_follow_their_entries_through_eviction_replacement_and_snapshots() {
+        let s = CacheStore::new(1 << 20);
+        let ctx = [7u8; 32];
+        let e = semantic_entry(1, ctx, "what is rust");
+        let v = e.semantic.as_ref().unwrap().vector.clone();
+        s.insert([1; 32], e);
+        s.insert([2; 32], semantic_entry(2, ctx, "something else"));
+        let found = s.semantic_candidates(&ctx, &v, 4);
+        assert_eq!(found[0].0, [1; 32]);
+        assert!((found[0].2 - 1.0).abs() < 1e-5);
+        assert!(s.semantic_candidates(&[8u8; 32], &v, 4).is_empty());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.snap");
+        s.snapshot(&path).unwrap();
+        let t = CacheStore::new(1 << 20);
+        assert_eq!(t.restore(&path).unwrap(), 2);
+        assert_eq!(t.vector_counts(), (2, 1));
+        assert_eq!(t.semantic_candidates(&ctx, &v, 4)[0].0, [1; 32]);
+
+        // Replaced without a semantic form: the vector goes with the old entry.
+        s.insert([1; 32], entry(10));
+        assert!(s.semantic_candidates(&ctx, &v, 4).iter().all(|c| c.0 != [1; 32]));
+        assert_eq!(s.vector_counts(), (1, 1));
+        // Evicted: gone from the index too.
+        let small = CacheStore::new(12_000);
+        for i in 0..10u8 {
+            small.insert([i; 32], semantic_entry(i as u64, ctx, "q"));
+        }
+        assert!(small.evictions.load(Ordering::Relaxed) > 0);
+        assert_eq!(small.vector_counts().0, small.len());
     }
 }

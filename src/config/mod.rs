@@ -194,6 +194,7 @@ pub struct ModelConfig {
     pub breaker: BreakerPolicy,
     /// Exact-cache settings for this model (global ones unless overridden).
     pub exact_cache: crate::cache::TierConfig,
+    pub semantic_cache: crate::cache::SemanticTier,
 }
 
 #[derive(Debug, Clone)]
@@ -477,6 +478,7 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
                     min_requests: b.min_requests,
                 },
                 exact_cache: m.cache.exact.unwrap_or(raw.cache.exact),
+                semantic_cache: crate::cache::SemanticTier::resolve(&raw.cache.semantic, &m.cache.semantic),
             },
         );
     }
@@ -510,6 +512,19 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
             return Err(ConfigError {
                 message: format!("cache.scope `{scope}` (expected team, key or global)"),
                 line: find_line(text, &["cache", "scope"]),
+            });
+        }
+    }
+    let sem = &raw.cache.semantic;
+    let thresholds =
+        [("cache.semantic.threshold", Some(sem.threshold)), ("min_request_threshold", Some(sem.min_request_threshold))]
+            .into_iter()
+            .chain(models.values().map(|m| ("models.*.cache.semantic.threshold", Some(m.semantic_cache.threshold))));
+    for (name, t) in thresholds {
+        if let Some(t) = t.filter(|t| !(0.0..=1.0).contains(t)) {
+            return Err(ConfigError {
+                message: format!("{name} {t} is outside [0, 1] (cosine similarity)"),
+                line: find_line(text, &["threshold"]),
             });
         }
     }

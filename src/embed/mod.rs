@@ -164,7 +164,12 @@ fn run(mut embedder: Embedder, rx: Receiver<Job>, max_batch: usize, max_wait: Du
             continue;
         }
         let texts: Vec<&str> = jobs.iter().map(|j| j.text.as_str()).collect();
-        match embedder.embed_batch(&texts) {
+        let m = crate::metrics::get();
+        m.embed_batch_size.observe(texts.len() as f64);
+        let started = Instant::now();
+        let result = embedder.embed_batch(&texts);
+        m.embed_duration.observe(started.elapsed().as_secs_f64());
+        match result {
             Ok(vectors) => {
                 for (job, v) in jobs.into_iter().zip(vectors) {
                     let _ = job.reply.send(v);

@@ -33,6 +33,13 @@ pub struct Metrics {
     pub cache_entries: IntGauge,
     pub cache_bytes: IntGauge,
     pub cache_evictions: prometheus::IntCounter,
+    pub cache_vectors: IntGauge,
+    pub cache_lookup_duration: HistogramVec,
+    pub semantic_skips: IntCounterVec,
+    pub semantic_up: IntGauge,
+    pub saved_tokens: IntCounterVec,
+    pub embed_batch_size: prometheus::Histogram,
+    pub embed_duration: prometheus::Histogram,
     pub ttft: HistogramVec,
 }
 
@@ -166,6 +173,45 @@ impl Metrics {
         let cache_evictions =
             prometheus::IntCounter::new("switchyard_cache_evictions_total", "Entries evicted to stay within max_bytes")
                 .expect("static metric");
+        let cache_vectors =
+            IntGauge::new("switchyard_cache_vectors", "Prompt vectors in the semantic index").expect("static");
+        let cache_lookup_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "switchyard_cache_lookup_duration_seconds",
+                "Cache lookup time by tier (semantic: embedding wait + vector search + gates)",
+            )
+            .buckets(exponential_buckets(0.000_002, 2.5, 14).expect("static buckets")),
+            &["tier"],
+        )
+        .expect("static metric");
+        let semantic_skips = IntCounterVec::new(
+            Opts::new(
+                "switchyard_cache_semantic_skips_total",
+                "Semantic lookups skipped (reason: overload, model_missing, loading, too_long, no_text)",
+            ),
+            &["reason"],
+        )
+        .expect("static metric");
+        let semantic_up = IntGauge::new(
+            "switchyard_cache_semantic_up",
+            "1 when the semantic tier's model is loaded, 0 when it is off (see /readyz for why)",
+        )
+        .expect("static");
+        let saved_tokens = IntCounterVec::new(
+            Opts::new("switchyard_saved_tokens_total", "Tokens the cache saved by kind (prompt, completion)"),
+            &["kind", "key", "team", "model"],
+        )
+        .expect("static metric");
+        let embed_batch_size = prometheus::Histogram::with_opts(
+            HistogramOpts::new("switchyard_embed_batch_size", "Prompts per embedding inference run")
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+        )
+        .expect("static metric");
+        let embed_duration = prometheus::Histogram::with_opts(
+            HistogramOpts::new("switchyard_embed_duration_seconds", "Embedding inference time per batch")
+                .buckets(exponential_buckets(0.0005, 2.0, 12).expect("static buckets")),
+        )
+        .expect("static metric");
         let ttft = HistogramVec::new(
             HistogramOpts::new(
                 "switchyard_ttft_seconds",
@@ -199,6 +245,13 @@ impl Metrics {
             Box::new(cache_entries.clone()),
             Box::new(cache_bytes.clone()),
             Box::new(cache_evictions.clone()),
+            Box::new(cache_vectors.clone()),
+            Box::new(cache_lookup_duration.clone()),
+            Box::new(semantic_skips.clone()),
+            Box::new(semantic_up.clone()),
+            Box::new(saved_tokens.clone()),
+            Box::new(embed_batch_size.clone()),
+            Box::new(embed_duration.clone()),
             Box::new(ttft.clone()),
         ] {
             registry.register(c).expect("unique metric names");
@@ -231,6 +284,13 @@ impl Metrics {
             cache_entries,
             cache_bytes,
             cache_evictions,
+            cache_vectors,
+            cache_lookup_duration,
+            semantic_skips,
+            semantic_up,
+            saved_tokens,
+            embed_batch_size,
+            embed_duration,
             ttft,
         }
     }

@@ -1,5 +1,6 @@
-//! The exact cache on the request path: decide whether this request may use the cache, answer
-//! a hit (in the mode the client asked for), and store a completed answer after a miss.
+//! The cache on the request path: decide whether this request may use the cache and how, answer
+//! a hit (exact, else semantic; in the mode the client asked for), and store a completed answer
+//! after a miss, with its prompt's vector when the semantic tier embedded it.
 
 use bytes::Bytes;
 use http::HeaderValue;
@@ -8,23 +9,26 @@ use pingora::proxy::Session;
 use pingora::Result;
 
 use super::ctx::RequestCtx;
-use crate::cache::key::{exact_key, temperature};
+use std::time::Instant;
+
+use crate::cache::key::{request_keys, temperature};
+use crate::cache::semantic::{accept, SemanticQuery};
 use crate::cache::sse::{events_from_json, json_from_events, refresh_json, replay, SseRecorder};
-use crate::cache::store::{now_secs, Answer, Entry, ExactStore};
-use crate::cache::Control;
+use crate::cache::store::{now_secs, Answer, CacheStore, Entry, SemanticRef};
+use crate::cache::{Cache, Control, SemanticConfig};
 use crate::config::live::Snapshot;
 use crate::metrics;
 use crate::providers::Endpoint;
 
-/// Sets `ctx.cache_key`/`cache_status` for this request. Call once the route and payer are known.
-pub fn classify(snapshot: &Snapshot, session: &Session, ctx: &mut RequestCtx) -> Control {
+/// Sets the cache fields of `ctx` for this request. Call once the route and payer are known.
+pub fn classify(snapshot: &Snapshot, session: &Session, cache: &Cache, ctx: &mut RequestCtx) -> Control {
     let headers = &session.req_header().headers;
     let control = Control::parse(headers.get("x-switchyard-cache").map(|v| v.as_bytes()));
     let Some(route) = ctx.primary.clone() else { return control };
     let cfg = &snapshot.config.raw.cache;
-    let tier = route.exact_cache;
+    let (exact, semantic) = (route.exact_cache, route.semantic_cache);
     let too_hot = cfg.max_temperature.is_some_and(|max| temperature(&ctx.body).is_some_and(|t| t > max));
-    if control == Control::Off || !tier.enabled || too_hot {
+    if control == Control::Off || !(exact.enabled || semantic.enabled) || too_hot {
         ctx.cache_status = "bypass";
         return control;
     }
@@ -39,23 +43,91 @@ pub fn classify(snapshot: &Snapshot, session: &Session, ctx: &mut RequestCtx) ->
         },
     };
     let Some(endpoint) = ctx.endpoint else { return control };
-    ctx.cache_key = exact_key(&scope, &route.name, endpoint, &ctx.body);
-    ctx.cache_ttl = headers
-        .get("x-switchyard-cache-ttl")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(tier.ttl_secs);
-    ctx.cache_status = if ctx.cache_key.is_some() { "miss" } else { "bypass" };
+    let Some(keys) = request_keys(&scope, &route.name, endpoint, &ctx.body) else {
+        ctx.cache_status = "bypass";
+        return control;
+    };
+    let ttl_header: Option<u64> =
+        headers.get("x-switchyard-cache-ttl").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+    ctx.cache_key = Some(keys.exact);
+    ctx.cache_exact_lookup = exact.enabled;
+    ctx.cache_ttl = ttl_header.unwrap_or(exact.ttl_secs);
+    if semantic.enabled {
+        cache.semantic.ensure_started(&cfg.semantic);
+        ctx.semantic = keys.semantic.map(|parts| SemanticQuery {
+            context: parts.context,
+            text: parts.text,
+            vector: None,
+            threshold: request_threshold(headers.get("x-switchyard-cache-threshold"), &cfg.semantic)
+                .unwrap_or(semantic.threshold),
+            ttl_secs: ttl_header.unwrap_or(semantic.ttl_secs),
+        });
+    }
+    ctx.cache_status = "miss";
     control
 }
 
-/// Answers from the cache when there is a usable entry. `Ok(true)`: answered.
-pub async fn try_hit(store: &ExactStore, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-    let Some(key) = ctx.cache_key else { return Ok(false) };
-    let Some(entry) = store.get(&key) else {
-        metrics::get().cache_lookups.with_label_values(&["exact", "miss"]).inc();
-        return Ok(false);
-    };
+/// `x-switchyard-cache-threshold`, clamped to `[min_request_threshold, 1]` (a cache hint never
+/// fails a request; unparsable values are ignored).
+fn request_threshold(v: Option<&HeaderValue>, cfg: &SemanticConfig) -> Option<f32> {
+    let t: f32 = v?.to_str().ok()?.trim().parse().ok()?;
+    t.is_finite().then(|| t.clamp(cfg.min_request_threshold, 1.0))
+}
+
+/// Answers from the cache when there is a usable entry: exact tier first, then semantic.
+/// `Ok(true)`: answered. Also embeds the prompt of a semantic miss (or a refresh) so its answer
+/// can be indexed when it completes.
+pub async fn lookup(cache: &Cache, control: Control, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    let lookups = &metrics::get().cache_lookups;
+    if let (Control::Normal, true, Some(key)) = (control, ctx.cache_exact_lookup, ctx.cache_key) {
+        let started = Instant::now();
+        let entry = cache.store.get(&key);
+        metrics::get().cache_lookup_duration.with_label_values(&["exact"]).observe(started.elapsed().as_secs_f64());
+        if let Some(entry) = entry {
+            if serve(session, ctx, &entry, "hit-exact", None).await? {
+                lookups.with_label_values(&["exact", "hit"]).inc();
+                return Ok(true);
+            }
+        }
+        lookups.with_label_values(&["exact", "miss"]).inc();
+    }
+    let Some(mut query) = ctx.semantic.take() else { return Ok(false) };
+    let Some(snapshot) = ctx.snapshot.clone() else { return Ok(false) };
+    let cfg = &snapshot.config.raw.cache.semantic;
+    let started = Instant::now();
+    match cache.semantic.embed(&query.text, cfg).await {
+        Ok(v) => query.vector = Some(v),
+        Err(skip) => skip.count(),
+    }
+    let mut answered = false;
+    if let (Control::Normal, Some(vector)) = (control, query.vector.as_deref()) {
+        for (_, entry, similarity) in cache.store.semantic_candidates(&query.context, vector, cfg.candidates.max(1)) {
+            let Some(stored) = entry.semantic.as_ref() else { continue };
+            if !accept(&query.text, &stored.prompt, similarity, query.threshold, cfg.gates) {
+                log::debug!("semantic cache: {:?} ~ {:?}: {similarity:.4}, not accepted", query.text, stored.prompt);
+                continue;
+            }
+            if serve(session, ctx, &entry, "hit-semantic", Some(similarity)).await? {
+                answered = true;
+                break;
+            }
+        }
+        lookups.with_label_values(&["semantic", if answered { "hit" } else { "miss" }]).inc();
+        metrics::get().cache_lookup_duration.with_label_values(&["semantic"]).observe(started.elapsed().as_secs_f64());
+    }
+    ctx.semantic = Some(query);
+    Ok(answered)
+}
+
+/// Writes a stored answer in the mode the client asked for. `Ok(false)`: this entry cannot be
+/// served in that mode (tool calls or `n > 1` across modes), nothing was written.
+async fn serve(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    entry: &Entry,
+    status: &'static str,
+    similarity: Option<f32>,
+) -> Result<bool> {
     let now = now_secs();
     let include_usage = ctx.include_usage == Some(true);
     let chat = ctx.endpoint == Some(Endpoint::ChatCompletions);
@@ -70,17 +142,17 @@ pub async fn try_hit(store: &ExactStore, session: &mut Session, ctx: &mut Reques
         _ => None,
     };
     if events.is_none() && json.is_none() {
-        // An entry that cannot be served in this mode (tool calls, n > 1): a miss.
-        metrics::get().cache_lookups.with_label_values(&["exact", "miss"]).inc();
         return Ok(false);
     }
-    metrics::get().cache_lookups.with_label_values(&["exact", "hit"]).inc();
-    ctx.cache_status = "hit-exact";
+    ctx.cache_status = status;
     ctx.cache_hit = Some((entry.usage, entry.upstream_model.clone()));
     ctx.status = 200;
     let mut h = ResponseHeader::build(200, Some(8))?;
     h.insert_header("x-request-id", ctx.request_id.clone())?;
-    h.insert_header("x-switchyard-cache", "hit-exact")?;
+    h.insert_header("x-switchyard-cache", status)?;
+    if let Some(s) = similarity {
+        h.insert_header("x-switchyard-cache-similarity", format!("{s:.4}"))?;
+    }
     if let Ok(v) = HeaderValue::from_str(&entry.upstream_model) {
         h.insert_header("x-switchyard-model", v)?;
     }
@@ -117,7 +189,7 @@ pub fn start_recording(ctx: &mut RequestCtx, max_entry_bytes: usize) {
 
 /// At the end of a complete, successful answer: store it. Interrupted or errored answers never
 /// are (a stream must have reached `[DONE]`).
-pub fn store_answer(store: &ExactStore, ctx: &RequestCtx, max_entry_bytes: usize, usage: crate::spend::usage::Usage) {
+pub fn store_answer(store: &CacheStore, ctx: &RequestCtx, max_entry_bytes: usize, usage: crate::spend::usage::Usage) {
     let (Some(key), Some(tap), Some(target)) = (ctx.cache_key, ctx.usage_tap.as_ref(), ctx.target()) else { return };
     if ctx.status != 200 || !tap.completed || ctx.cache_status != "miss" {
         return;
@@ -130,12 +202,22 @@ pub fn store_answer(store: &ExactStore, ctx: &RequestCtx, max_entry_bytes: usize
             _ => return,
         },
     };
-    store.insert(key, Entry::new(answer, ctx.cache_ttl, usage, target.model.clone()));
+    let mut entry = Entry::new(answer, ctx.cache_ttl, usage, target.model.clone());
+    entry.semantic = ctx.semantic.as_ref().and_then(|q| {
+        Some(SemanticRef {
+            context: q.context,
+            prompt: q.text.as_str().into(),
+            vector: q.vector.clone()?.into(),
+            expires_at: now_secs() + q.ttl_secs,
+        })
+    });
+    store.insert(key, entry);
 }
 
 /// Metrics gauges for the store (scrape time).
-pub fn export_gauges(store: &ExactStore) {
+pub fn export_gauges(store: &CacheStore) {
     let m = metrics::get();
+    m.cache_vectors.set(store.vector_counts().0 as i64);
     m.cache_entries.set(store.len() as i64);
     m.cache_bytes.set(store.bytes() as i64);
     m.cache_evictions.reset();

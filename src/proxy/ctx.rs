@@ -106,9 +106,13 @@ pub struct RequestCtx {
     pub reservation: Option<Reservation>,
     /// TPM taken at admission: (scope, per-minute limit, tokens), corrected at the end.
     pub tpm_taken: Vec<(&'static str, u64, f64)>,
+    /// The exact key: looked up when the exact tier is on, and what a completed answer is stored under.
     pub cache_key: Option<[u8; 32]>,
+    pub cache_exact_lookup: bool,
+    /// The semantic lookup, when the tier is on for the route and the request has a semantic form.
+    pub semantic: Option<crate::cache::semantic::SemanticQuery>,
     pub cache_ttl: u64,
-    /// `x-switchyard-cache` answer: "" (not cacheable), miss, bypass, hit-exact.
+    /// `x-switchyard-cache` answer: "" (not cacheable), miss, bypass, hit-exact, hit-semantic.
     pub cache_status: &'static str,
     /// On a hit: the original answer's usage and upstream model (for the saving).
     pub cache_hit: Option<(crate::spend::usage::Usage, String)>,
@@ -156,6 +160,8 @@ impl RequestCtx {
             reservation: None,
             tpm_taken: Vec::new(),
             cache_key: None,
+            cache_exact_lookup: false,
+            semantic: None,
             cache_ttl: 0,
             cache_status: "",
             cache_hit: None,

@@ -57,6 +57,10 @@ pub async fn record(ctx: &RequestCtx, status: u16) -> Option<Spend> {
             let team = ctx.team_name.as_deref().unwrap_or("-");
             let saved = super::admission::saved_usd(snapshot, ctx);
             m.saved_usd.with_label_values(&[key, team, model]).inc_by(saved);
+            if let Some((usage, _)) = &ctx.cache_hit {
+                m.saved_tokens.with_label_values(&["prompt", key, team, model]).inc_by(usage.prompt_tokens);
+                m.saved_tokens.with_label_values(&["completion", key, team, model]).inc_by(usage.completion_tokens);
+            }
         }
         return None;
     }

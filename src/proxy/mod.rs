@@ -24,7 +24,7 @@ use pingora::{Error, Result};
 pub use body_swap::serialize_request;
 use ctx::RequestCtx;
 
-use crate::cache::store::ExactStore;
+use crate::cache::Cache;
 use crate::config::live::Live;
 use crate::spend::SpendState;
 
@@ -32,11 +32,11 @@ use crate::spend::SpendState;
 pub struct Gateway {
     live: Arc<Live>,
     spend: Arc<SpendState>,
-    cache: Arc<ExactStore>,
+    cache: Arc<Cache>,
 }
 
 impl Gateway {
-    pub fn new(live: Arc<Live>, spend: Arc<SpendState>, cache: Arc<ExactStore>) -> Self {
+    pub fn new(live: Arc<Live>, spend: Arc<SpendState>, cache: Arc<Cache>) -> Self {
         Gateway { live, spend, cache }
     }
 }
@@ -127,7 +127,7 @@ impl ProxyHttp for Gateway {
             // the client has its answer.
             let usage = ctx.usage_tap.as_ref().and_then(|t| t.usage).unwrap_or_default();
             let max_entry = ctx.snapshot.as_ref().map_or(0, |s| s.config.raw.cache.max_entry_bytes);
-            cached::store_answer(&self.cache, ctx, max_entry, usage);
+            cached::store_answer(&self.cache.store, ctx, max_entry, usage);
         }
         Ok(None)
     }

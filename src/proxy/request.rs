@@ -14,8 +14,7 @@ use super::body_swap;
 use super::cached;
 use super::ctx::RequestCtx;
 use super::local::{answer, answer_error, JSON};
-use crate::cache::store::ExactStore;
-use crate::cache::Control;
+use crate::cache::{Cache, Control};
 use crate::config::live::Live;
 use crate::error::GatewayError;
 use crate::providers::{openai, Endpoint};
@@ -30,7 +29,7 @@ const OVERSIZE_DRAIN_TIME: Duration = Duration::from_secs(5);
 pub async fn handle(
     live: &Live,
     spend: &SpendState,
-    cache: &ExactStore,
+    cache: &Cache,
     session: &mut Session,
     ctx: &mut RequestCtx,
 ) -> Result<bool> {
@@ -46,11 +45,14 @@ pub async fn handle(
         Action::Proxy(e) => e,
         Action::Health => return answer(session, ctx, 200, JSON, Bytes::from_static(b"{\"status\":\"ok\"}")).await,
         Action::Ready => {
+            // 200 whenever requests can be served; what runs degraded is listed, not fatal.
             let usable = snapshot.routes.usable_models();
+            let degraded: Vec<String> = cache.semantic.degraded().into_iter().collect();
             let body = Bytes::from(format!(
-                "{{\"status\":\"{}\",\"config_version\":{},\"usable_models\":{usable}}}",
+                "{{\"status\":\"{}\",\"config_version\":{},\"usable_models\":{usable},\"degraded\":{}}}",
                 if usable > 0 { "ready" } else { "no_usable_model" },
-                snapshot.version
+                snapshot.version,
+                serde_json::Value::from(degraded)
             ));
             return answer(session, ctx, if usable > 0 { 200 } else { 503 }, JSON, body).await;
         }
@@ -116,9 +118,8 @@ pub async fn handle(
     if let Err(e) = admission::rate_limit(spend, &snapshot_of(ctx), ctx) {
         return answer_error(session, ctx, e).await;
     }
-    if cached::classify(&snapshot_of(ctx), session, ctx) == Control::Normal
-        && cached::try_hit(cache, session, ctx).await?
-    {
+    let control = cached::classify(&snapshot_of(ctx), session, cache, ctx);
+    if control != Control::Off && cached::lookup(cache, control, session, ctx).await? {
         return Ok(true);
     }
     if !attempts::select_next(ctx) {

@@ -50,6 +50,7 @@ pub struct Route {
     pub retry: RetryPolicy,
     pub breaker: BreakerPolicy,
     pub exact_cache: crate::cache::TierConfig,
+    pub semantic_cache: crate::cache::SemanticTier,
     /// Smooth weighted round-robin order of target indexes, precomputed so picking is O(1).
     schedule: Vec<u16>,
     cursor: AtomicUsize,
@@ -197,6 +198,7 @@ impl RouteTable {
                     retry: m.retry.clone(),
                     breaker: m.breaker.clone(),
                     exact_cache: m.exact_cache,
+                    semantic_cache: m.semantic_cache,
                     cursor: AtomicUsize::new(0),
                     unusable,
                 }),

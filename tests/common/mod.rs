@@ -105,7 +105,7 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
 }
 
-/// Audit log, ledger and cache snapshot inside the test's directory. The exact cache is off
+/// Audit log, ledger and cache snapshot inside the test's directory. The cache is off
 /// unless the test's own YAML has a `cache:` block (then it must set `snapshot_path` itself):
 /// most tests send identical requests on purpose and want them to reach the provider.
 fn test_paths(dir: &Path, body: &str) -> String {
@@ -113,7 +113,7 @@ fn test_paths(dir: &Path, body: &str) -> String {
         String::new()
     } else {
         format!(
-            "cache: {{ exact: {{ enabled: false }}, snapshot_path: \"{}\" }}\n",
+            "cache: {{ exact: {{ enabled: false }}, semantic: {{ enabled: false }}, snapshot_path: \"{}\" }}\n",
             dir.join("cache.snapshot").display()
         )
     };
@@ -260,6 +260,46 @@ pub async fn post_chunked(gw: &Gateway, body: &[u8], piece: usize) -> reqwest::R
         .send()
         .await
         .unwrap()
+}
+
+/// POSTs a chat body; returns the `x-switchyard-cache` value, the headers and the whole body
+/// (read to the end, streams included). Asserts a 200.
+pub async fn ask(
+    gw: &Gateway,
+    body: serde_json::Value,
+    headers: &[(&str, &str)],
+) -> (String, reqwest::header::HeaderMap, String) {
+    let mut req = client().post(gw.url("/v1/chat/completions")).json(&body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let h = resp.headers().clone();
+    let cache = h.get("x-switchyard-cache").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let mut text = String::new();
+    let mut s = resp.bytes_stream();
+    while let Some(b) = futures_util::StreamExt::next(&mut s).await {
+        text.push_str(&String::from_utf8_lossy(&b.unwrap()));
+    }
+    (cache, h, text)
+}
+
+/// A streaming chat body for the `demo` model.
+pub fn streamed(prompt: &str) -> serde_json::Value {
+    let mut v = chat("demo", prompt);
+    v["stream"] = serde_json::json!(true);
+    v
+}
+
+/// The text content of an SSE answer, deltas joined.
+pub fn stream_text(sse: &str) -> String {
+    sse.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .collect()
 }
 
 pub fn chat(model: &str, prompt: &str) -> serde_json::Value {
