@@ -24,6 +24,7 @@ fn embed(c: &mut Criterion) {
             return;
         }
     };
+    c.bench_function("tokenize_8", |b| b.iter(|| model.token_counts(black_box(&PROMPTS)).unwrap()));
     let mut g = c.benchmark_group("embed");
     for n in [1usize, 8, 32] {
         let texts: Vec<&str> = PROMPTS.iter().cycle().take(n).copied().collect();

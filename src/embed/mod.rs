@@ -59,6 +59,12 @@ impl Embedder {
         Ok(Embedder { session, tokenizer })
     }
 
+    /// Tokens per text as the model will read them (truncation included).
+    pub fn token_counts(&self, texts: &[&str]) -> Result<Vec<usize>, String> {
+        let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| format!("tokenizing: {e}"))?;
+        Ok(encodings.iter().map(|e| e.get_attention_mask().iter().filter(|&&m| m == 1).count()).collect())
+    }
+
     /// Unit-length embeddings, one per text, in one session run.
     pub fn embed_batch(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
         if texts.is_empty() {
