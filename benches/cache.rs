@@ -29,7 +29,7 @@ fn keys(c: &mut Criterion) {
         let body = request(size);
         g.throughput(Throughput::Bytes(body.len() as u64));
         g.bench_with_input(BenchmarkId::new("exact_and_context", size), &body, |b, body| {
-            b.iter(|| request_keys("team:a", "gpt-4o-mini", Endpoint::ChatCompletions, black_box(body)))
+            b.iter(|| request_keys("team:a", "gpt-4o-mini", Endpoint::ChatCompletions, black_box(body), true))
         });
     }
     g.finish();

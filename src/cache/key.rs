@@ -31,11 +31,11 @@ pub struct SemanticParts {
 
 /// `None` when the body is not a JSON object (such a request is never cached).
 pub fn exact_key(scope: &str, route: &str, endpoint: Endpoint, body: &[u8]) -> Option<[u8; 32]> {
-    request_keys(scope, route, endpoint, body).map(|k| k.exact)
+    request_keys(scope, route, endpoint, body, false).map(|k| k.exact)
 }
 
-/// Both keys from one parse of the body.
-pub fn request_keys(scope: &str, route: &str, endpoint: Endpoint, body: &[u8]) -> Option<RequestKeys> {
+/// The exact key and (when `semantic`) the semantic parts, from one parse of the body.
+pub fn request_keys(scope: &str, route: &str, endpoint: Endpoint, body: &[u8], semantic: bool) -> Option<RequestKeys> {
     let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(body) else { return None };
     let mut out = Vec::with_capacity(body.len() + 64);
     let exact = hash_canonical(&[scope, route, endpoint.label()], &map, &mut out);
@@ -165,7 +165,7 @@ mod tests {
     }
 
     fn parts(body: &str) -> Option<SemanticParts> {
-        request_keys("global", "demo", Endpoint::ChatCompletions, body.as_bytes()).unwrap().semantic
+        request_keys("global", "demo", Endpoint::ChatCompletions, body.as_bytes(), true).unwrap().semantic
     }
 
     #[test]

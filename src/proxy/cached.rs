@@ -43,7 +43,7 @@ pub fn classify(snapshot: &Snapshot, session: &Session, cache: &Cache, ctx: &mut
         },
     };
     let Some(endpoint) = ctx.endpoint else { return control };
-    let Some(keys) = request_keys(&scope, &route.name, endpoint, &ctx.body) else {
+    let Some(keys) = request_keys(&scope, &route.name, endpoint, &ctx.body, semantic.enabled) else {
         ctx.cache_status = "bypass";
         return control;
     };
