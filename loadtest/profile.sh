@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # A flamegraph of the running gateway under steady load.
 #
-#   loadtest/profile.sh SCENARIO        SCENARIO: cache-miss | exact-hit | streaming
+#   loadtest/profile.sh SCENARIO        SCENARIO: cache-miss | exact-hit | streaming | cache-bypass
+#
+#   cache-miss    a fresh prompt every request, cache on (hash, lookup, record, store: a real miss)
+#   exact-hit     one prompt repeated (answered from the exact cache)
+#   streaming     fresh streamed prompts, cache on
+#   cache-bypass  one prompt with `x-switchyard-cache: off` (the proxy path without the cache)
 #
 # Starts its own mock-provider and Switchyard (generated config, free ports), drives them with oha
 # at a fixed rate, records the gateway with `perf record -F 999 -g -p PID` in the middle of the
@@ -22,8 +27,8 @@ ROOT=$PWD
 
 SCEN=${1:-}
 case $SCEN in
-  cache-miss | exact-hit | streaming) ;;
-  *) echo "usage: $0 cache-miss|exact-hit|streaming" >&2; exit 2 ;;
+  cache-miss | exact-hit | streaming | cache-bypass) ;;
+  *) echo "usage: $0 cache-miss|exact-hit|streaming|cache-bypass" >&2; exit 2 ;;
 esac
 RATE=${RATE:-2000}
 SECONDS_RECORD=${SECONDS_RECORD:-10}
@@ -96,15 +101,27 @@ gw_pid=$!
 PIDS+=("$gw_pid")
 wait_http "http://127.0.0.1:$gw/readyz" || { cat "$WORK/gw.log" >&2; exit 1; }
 
-prompt='Summarise in one line why a gateway should add as little latency as it can'
+total=$((WARMUP_SECS + SECONDS_RECORD + 2))
+# Fresh prompts: oha -Z sends a random line per request, so the file holds several times more
+# lines than requests and nearly every request is a first sight.
+python3 - "$WORK" "$((RATE * total * 4))" <<'PY'
+import json, sys
+work, n = sys.argv[1], min(int(sys.argv[2]), 400_000)
+p = "Summarise in one line why a gateway should add as little latency as it can"
+one = lambda c, s=False: json.dumps({"model": "demo", "messages": [{"role": "user", "content": c}], **({"stream": True} if s else {})})
+open(f"{work}/one.json", "w").write(one(p))
+for name, stream in (("fresh", False), ("fresh-stream", True)):
+    with open(f"{work}/{name}.lines", "w") as f:
+        f.writelines(one(f"{p} {i}", stream) + "\n" for i in range(n))
+PY
 args=(--no-tui -c 50 -q "$RATE" --latency-correction -m POST -H 'content-type: application/json')
 case $SCEN in
-  cache-miss) args+=(-H 'x-switchyard-cache: off' -d "{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":\"$prompt\"}]}") ;;
-  exact-hit) args+=(-d "{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":\"$prompt\"}]}") ;;
-  streaming) args+=(-H 'x-switchyard-cache: off' -d "{\"model\":\"demo\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"$prompt\"}]}") ;;
+  cache-miss) args+=(-Z "$WORK/fresh.lines") ;;
+  exact-hit) args+=(-D "$WORK/one.json") ;;
+  streaming) args+=(-Z "$WORK/fresh-stream.lines") ;;
+  cache-bypass) args+=(-H 'x-switchyard-cache: off' -D "$WORK/one.json") ;;
 esac
 
-total=$((WARMUP_SECS + SECONDS_RECORD + 2))
 log "load: $SCEN at $RATE RPS for ${total}s; recording ${SECONDS_RECORD}s after ${WARMUP_SECS}s"
 oha "${args[@]}" -z "${total}s" "http://127.0.0.1:$gw/v1/chat/completions" >"$WORK/oha.txt" 2>&1 &
 oha_pid=$!

@@ -4,7 +4,7 @@
 run.sh orchestrates (processes, oha, k6); this file only reads and writes files:
 
     report.py bodies DIR                         request bodies for every scenario
-    report.py bodies-mix DIR RATE ROUND SECS MAXSECS   the mix scenario's lines file (fresh prompts per run)
+    report.py bodies-lines mix|fresh DIR RATE ROUND SECS MAXSECS   oha -Z line files (new prompts per run)
     report.py procstat PGID                      CPU ticks and memory of a process group, as JSON
     report.py audit FILE...                      time inside Switchyard from its audit log, as JSON
     report.py build RAW_DIR OUT_DIR              raw oha/k6 output -> OUT_DIR/<date>-<scenario>.{md,json}
@@ -26,6 +26,7 @@ SCENARIOS = {
     "miss": "non-streaming, ~200 B prompt, cache bypassed (`x-switchyard-cache: off`)",
     "stream": "streaming (SSE), ~200 B prompt, cache bypassed",
     "large": "non-streaming, ~64 KB prompt, cache bypassed",
+    "fresh": "non-streaming, ~200 B prompts never seen before, cache on: real misses (hash, lookup, record, store)",
     "hit": "non-streaming, ~200 B prompt repeated: exact-cache hits on Switchyard (cache on)",
     "mix": "55 % unique prompts, 30 % five hot prompts, 10 % unique streams, 5 % hot streams; cache on",
 }
@@ -60,24 +61,28 @@ def cmd_bodies(out):
         (out / f"large-{m}.json").write_text(chat(m, large))
 
 
-def cmd_bodies_mix(out, rate, rnd, secs, maxsecs):
+def cmd_bodies_lines(kind, out, rate, rnd, secs, maxsecs):
     """oha -Z picks a random line per request, so fresh prompts need many more lines than requests
-    to stay mostly unique; the observed hit ratio is measured (audit log), not assumed."""
+    to stay mostly unique (about 1 in 8 draws repeats a line at 4 lines per request); the observed
+    hit ratio is measured from the audit log, not assumed."""
     out = Path(out)
     expected = (20_000 * float(maxsecs)) if rate == "max" else float(rate) * float(secs)
-    total = int(min(300_000, max(10_000, 3 * expected)))
+    total = int(min(400_000, max(10_000, 4 * expected)))
     salt = f"{rate}-{rnd}-{os.getpid()}"
     hot = [small_prompt(f"hot {i}") for i in range(5)]
-    plan = [("unique", False, 55), ("hot", False, 30), ("unique", True, 10), ("hot", True, 5)]
+    if kind == "fresh":
+        plan = [("unique", False, 100)]
+    else:
+        plan = [("unique", False, 55), ("hot", False, 30), ("unique", True, 10), ("hot", True, 5)]
     for m in MODELS:
         lines = []
         n = 0
-        for kind, stream, pct in plan:
-            for _ in range(total * pct // 100):
+        for which, stream, share in plan:
+            for _ in range(total * share // 100):
                 n += 1
-                prompt = small_prompt(f"{salt} {n}") if kind == "unique" else hot[n % len(hot)]
+                prompt = small_prompt(f"{salt} {n}") if which == "unique" else hot[n % len(hot)]
                 lines.append(chat(m, prompt, stream))
-        (out / f"mix-{rate}-r{rnd}-{m}.lines").write_text("\n".join(lines) + "\n")
+        (out / f"{kind}-{rate}-r{rnd}-{m}.lines").write_text("\n".join(lines) + "\n")
 
 
 # ---------------------------------------------------------------- process figures
@@ -301,7 +306,8 @@ def scenario_md(scen, run, rows, skipped):
     L.append(f"# Load test `{scen}`: {title}")
     L.append("")
     L.append(f"Run `{run.get('run_id')}` (started {run.get('started')}, git `{run.get('git')}`), "
-             f"{run.get('nproc')} cores shared by load generator, mock and target. "
+             f"{run.get('nproc')} cores shared by load generator, mock and target "
+             f"(load average at start {run.get('loadavg_start', '?')}; switchyard binary sha256 {run.get('switchyard_sha256', '?')}…). "
              f"oha `{run.get('versions', {}).get('oha', '?')}`, {run.get('connections')} connections, "
              f"fixed rates with `--latency-correction` for {run.get('duration')} after a {run.get('warmup')} warm-up; "
              f"unlimited runs for {run.get('max_duration')}. Rounds: {run.get('rounds')} "
@@ -338,7 +344,7 @@ def scenario_md(scen, run, rows, skipped):
                 (f"{ratio(xf['p50'])} / {ratio(xf['p99'])}" if xf else "–"),
                 (f"{ratio(xn['p50'])} / {ratio(xn['p99'])}" if xn else "–"),
             ]) + " |")
-        if scen in ("stream", "mix"):
+        if scen in ("stream", "mix", "fresh"):
             L += ["", "First byte of the response (ms; for streams the head and the first chunk):", "",
                   "| rate | target | P50 | P90 | P99 | P99.9 |", "|---|---|---|---|---|---|"]
             for r in fixed:
@@ -452,7 +458,7 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"bodies": cmd_bodies, "bodies-mix": cmd_bodies_mix, "procstat": cmd_procstat, "audit": cmd_audit,
+    {"bodies": cmd_bodies, "bodies-lines": cmd_bodies_lines, "procstat": cmd_procstat, "audit": cmd_audit,
      "build": cmd_build}[cmd](*args)
 
 

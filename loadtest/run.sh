@@ -11,7 +11,11 @@
 #   MAX_DURATION   length of each unlimited run                          [10s]
 #   WARMUP         warm-up before every measured run (same target, rate) [2s]
 #   CONNECTIONS    client connections                                    [50]
-#   SCENARIOS      miss stream large hit mix k6                          [miss stream large hit mix]
+#   SCENARIOS      miss fresh stream large hit mix k6              [miss fresh stream large hit mix]
+#                  miss: one ~200 B prompt with `x-switchyard-cache: off` (the proxy path, no cache)
+#                  fresh: a new prompt every request, cache on (real misses: hash, lookup, store)
+#                  stream: SSE, cache off; large: ~64 KB prompt, cache off
+#                  hit: one prompt repeated, cache on; mix: see report.py; k6: loadtest/k6/*.js
 #   PEERS          direct floor nginx switchyard litellm                 [all five]
 #   LITELLM_RATES  the only rates LiteLLM is driven at (it saturates <200 RPS) [50 max]
 #   ROUNDS         repeat the whole alternation; the report shows the median and the range [1]
@@ -19,7 +23,11 @@
 #   MOCK_THREADS   mock-provider worker threads                          [1]
 #   K6_RATE, K6_DURATION   for SCENARIOS=k6 (LiteLLM gets min(K6_RATE, 50)) [1000, DURATION]
 #   OUT            where the report goes                                 [loadtest/results]
-#   SKIP_BUILD=1   use the binaries already built
+#   SKIP_BUILD=1   use the binaries already built in $CARGO_TARGET_DIR
+#   BIN_DIR        take switchyard, mock-provider and passthrough from this directory instead
+#                  (no build). The target dir may be shared with other worktrees whose builds
+#                  replace release/switchyard at any time: the runner copies the binaries right
+#                  after its own build and records the gateway's sha256 in the report.
 #
 # Every target is driven by the same oha command at the same rate, and targets alternate within
 # each rate (direct, then each peer, in an order rotated every round) so machine noise hits all
@@ -34,7 +42,7 @@ DURATION=${DURATION:-10s}
 MAX_DURATION=${MAX_DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONNECTIONS=${CONNECTIONS:-50}
-SCENARIOS=${SCENARIOS:-"miss stream large hit mix"}
+SCENARIOS=${SCENARIOS:-"miss fresh stream large hit mix"}
 PEERS=${PEERS:-"direct floor nginx switchyard litellm"}
 LITELLM_RATES=${LITELLM_RATES:-"50 max"}
 ROUNDS=${ROUNDS:-1}
@@ -79,6 +87,9 @@ start() {
   PGID[$name]=$!
 }
 
+secs() {  # 10s | 2m | 10 -> seconds
+  case $1 in *m) echo $((${1%m} * 60)) ;; *s) echo "${1%s}" ;; *) echo "$1" ;; esac
+}
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 wait_http() {  # URL SECONDS [curl args...]
@@ -123,13 +134,17 @@ ensure_tools() {
 }
 
 build() {
+  mkdir -p "$WORK/bin"
+  if [[ -n ${BIN_DIR:-} ]]; then
+    cp "$BIN_DIR/switchyard" "$BIN_DIR/mock-provider" "$BIN_DIR/passthrough" "$WORK/bin/"
+    return
+  fi
   if [[ $SKIP_BUILD != 1 ]]; then
     log "building release binaries and the passthrough example"
     cargo build --release --bins --example passthrough
   fi
   # Private copies: the target dir may be shared with other builds that would replace the
   # binaries under a running test.
-  mkdir -p "$WORK/bin"
   cp "$CARGO_TARGET_DIR/release/switchyard" "$CARGO_TARGET_DIR/release/mock-provider" \
      "$CARGO_TARGET_DIR/release/examples/passthrough" "$WORK/bin/"
 }
@@ -253,7 +268,7 @@ measure() {
     stream) body_flag=-D; body=$WORK/bodies/stream-${MODEL[$t]}.json; args+=(-H 'x-switchyard-cache: off') ;;
     large)  body_flag=-D; body=$WORK/bodies/large-${MODEL[$t]}.json; args+=(-H 'x-switchyard-cache: off') ;;
     hit)    body_flag=-D; body=$WORK/bodies/small-${MODEL[$t]}.json ;;
-    mix)    body_flag=-Z; body=$WORK/bodies/mix-$rate-r$round-${MODEL[$t]}.lines ;;
+    mix | fresh) body_flag=-Z; body=$WORK/bodies/$scen-$rate-r$round-${MODEL[$t]}.lines ;;
   esac
   args+=("$body_flag" "$body")
   local dur=$DURATION
@@ -306,8 +321,9 @@ run_scenario() {
   log "scenario $scen"
   for round in $(seq "$ROUNDS"); do
     for rate in $(rate_steps); do
-      if [[ $scen == mix ]]; then
-        $REPORT bodies-mix "$WORK/bodies" "$rate" "$round" "${DURATION%s}" "${MAX_DURATION%s}"
+      if [[ $scen == mix || $scen == fresh ]]; then
+        rm -f "$WORK"/bodies/*.lines   # fresh prompts per rate and round, so no run hits an earlier one's entries
+        $REPORT bodies-lines "$scen" "$WORK/bodies" "$rate" "$round" "$(secs "$DURATION")" "$(secs "$MAX_DURATION")"
       fi
       for t in $(targets_for "$rate" "$round"); do measure "$scen" "$t" "$rate" "$round"; done
     done
@@ -323,7 +339,9 @@ run_k6() {
       ran "$t" || continue
       rate=$K6_RATE; [[ $t == litellm ]] && rate=$((K6_RATE < 50 ? K6_RATE : 50))
       log "  k6 $s $t @ $rate"
-      $k6 run --quiet --no-usage-report \
+      # k6 reads K6_* variables as its own options (K6_DURATION would replace the scenario with
+      # one looping VU), so the runner's knobs are kept out of its environment.
+      env -u K6_RATE -u K6_DURATION "$k6" run --quiet --no-usage-report \
         -e BASE_URL="${URL[$t]}" -e MODEL="${MODEL[$t]}" -e RATE="$rate" -e DURATION="$K6_DURATION" \
         -e AUTH="${AUTH[$t]:-}" -e TARGET="$t" -e SUMMARY_JSON="$RAW/k6-$s-$t.json" \
         "loadtest/k6/$s.js" >"$RAW/k6-$s-$t.log" 2>&1 || log "  k6 $s $t: thresholds failed or error (see report)"
@@ -348,7 +366,9 @@ main() {
 
   local p
   {
-    printf '{"run_id":"%s","started":"%s","host":"%s","nproc":%s,' "$RUN_ID" "$(date -u +%FT%TZ)" "$(hostname)" "$(nproc)"
+    printf '{"run_id":"%s","started":"%s","host":"%s","nproc":%s,"loadavg_start":"%s",' \
+      "$RUN_ID" "$(date -u +%FT%TZ)" "$(hostname)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+    printf '"switchyard_sha256":"%s",' "$(sha256sum "$WORK/bin/switchyard" | cut -c1-16)"
     printf '"git":"%s","rates":"%s","duration":"%s","max_duration":"%s","warmup":"%s",' \
       "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src examples Cargo.toml || echo -dirty)" "$RATES" "$DURATION" "$MAX_DURATION" "$WARMUP"
     printf '"connections":%d,"rounds":%d,"mock_latency_ms":%d,"litellm_rates":"%s","peers":"%s",' \
