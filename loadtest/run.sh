@@ -293,14 +293,13 @@ measure() {
     "$scen" "$t" "$rate" "$round" "$dur" "$CONNECTIONS" >"$raw/$id.meta.json"
 }
 
-# Rate steps: RATES plus LiteLLM-only rates; at each step: direct + every peer meant for it.
+# Rate steps: RATES plus LiteLLM-only rates, ascending, "max" last; at each step: direct + every
+# peer meant for it.
 rate_steps() {
-  local r; local -a steps=()
-  for r in $RATES; do steps+=("$r"); done
-  if has_peer litellm; then
-    for r in $LITELLM_RATES; do [[ " $RATES " == *" $r "* ]] || steps=("$r" "${steps[@]}"); done
-  fi
-  printf '%s\n' "${steps[@]}"
+  local extra=""
+  has_peer litellm && extra=$LITELLM_RATES
+  # shellcheck disable=SC2086  # word splitting of the rate lists is the point
+  printf '%s\n' $RATES $extra | awk '!seen[$1]++ { print ($1 == "max" ? 1e18 : $1) "\t" $1 }' | sort -g | cut -f2
 }
 targets_for() {  # RATE ROUND -> targets, rotated by round
   local rate=$1 round=$2 p; local -a ts=()
@@ -351,6 +350,14 @@ run_k6() {
 
 # ---------------------------------------------------------------- main
 main() {
+  local r
+  for r in $RATES; do
+    # With a slow mock, a fixed rate needs rate x latency requests in flight; fewer connections
+    # would cap the rate and the report would show a target that "cannot keep up".
+    if [[ $r != max ]] && ((r * MOCK_LATENCY_MS / 1000 > CONNECTIONS * 8 / 10)); then
+      log "WARNING: $r RPS with a ${MOCK_LATENCY_MS} ms mock needs > $((r * MOCK_LATENCY_MS / 1000)) connections; CONNECTIONS=$CONNECTIONS"
+    fi
+  done
   ensure_tools
   build
   RUN_ID=$(date -u +%Y-%m-%d-%H%M)
