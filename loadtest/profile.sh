@@ -13,14 +13,17 @@
 # run, and writes flamegraphs/<scenario>.svg (plus the folded stacks as flamegraphs/<scenario>.folded,
 # handy for diffs with inferno-diff-folded).
 #
-# Knobs: RATE (default 2000), SECONDS_RECORD (10), WARMUP_SECS (3), SKIP_BUILD=1, OUT_DIR (flamegraphs).
+# Knobs: RATE (default 2000), SECONDS_RECORD (10), WARMUP_SECS (3), OUT_DIR (flamegraphs),
+# SKIP_BUILD=1 (use the binaries already in the target dir), BIN_DIR=DIR (take switchyard and
+# mock-provider from DIR; the target dir may be shared with other worktrees' builds).
 # Needs perf (Debian linux-perf) and inferno (installed with `cargo install inferno --locked` if missing).
 # perf needs kernel.perf_event_paranoid <= 1 to attach to a process; as root the script lowers it
 # with sysctl (and puts it back on exit). Otherwise run:  sudo sysctl -w kernel.perf_event_paranoid=1
 #
-# Symbols: the release profile keeps line tables (debug = "line-tables-only"), so frames carry
-# function names; the call graph uses frame pointers where present and is otherwise shallow. For
-# deeper stacks: PERF_CALLGRAPH=dwarf loadtest/profile.sh cache-miss (bigger perf.data, slower).
+# Symbols: the release profile keeps line tables (debug = "line-tables-only") but no frame
+# pointers, so the call graph is unwound from DWARF by default (PERF_CALLGRAPH=dwarf: full Rust
+# stacks, ~100 MB of perf.data in /tmp for 10 s, a minute of `perf script`). PERF_CALLGRAPH=fp is
+# lighter but shows little more than the leaf frames.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -34,7 +37,7 @@ RATE=${RATE:-2000}
 SECONDS_RECORD=${SECONDS_RECORD:-10}
 WARMUP_SECS=${WARMUP_SECS:-3}
 OUT_DIR=${OUT_DIR:-flamegraphs}
-PERF_CALLGRAPH=${PERF_CALLGRAPH:-fp}
+PERF_CALLGRAPH=${PERF_CALLGRAPH:-dwarf}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 export PATH="$HOME/.cargo/bin:$PATH"
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -73,9 +76,13 @@ if ((paranoid > 1)); then
   fi
 fi
 
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then cargo build --release --bins; fi
 mkdir -p "$WORK/bin" "$OUT_DIR"
-cp "$CARGO_TARGET_DIR/release/switchyard" "$CARGO_TARGET_DIR/release/mock-provider" "$WORK/bin/"
+if [[ -n ${BIN_DIR:-} ]]; then
+  cp "$BIN_DIR/switchyard" "$BIN_DIR/mock-provider" "$WORK/bin/"
+else
+  if [[ ${SKIP_BUILD:-0} != 1 ]]; then cargo build --release --bins; fi
+  cp "$CARGO_TARGET_DIR/release/switchyard" "$CARGO_TARGET_DIR/release/mock-provider" "$WORK/bin/"
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() {
