@@ -2,7 +2,7 @@
 # One command, one report: Switchyard against the mock directly, the Pingora floor
 # (examples/passthrough.rs), nginx and LiteLLM, all on the same mock, in the same run.
 #
-#   loadtest/run.sh                                   # the full matrix (run it on a quiet machine)
+#   loadtest/run.sh                                   # the full matrix, ~35 min (on a quiet machine)
 #   RATES=500 DURATION=3s SCENARIOS=miss loadtest/run.sh   # a quick smoke run
 #
 # Knobs (environment):
@@ -11,7 +11,7 @@
 #   MAX_DURATION   length of each unlimited run                          [10s]
 #   WARMUP         warm-up before every measured run (same target, rate) [2s]
 #   CONNECTIONS    client connections                                    [50]
-#   SCENARIOS      miss fresh stream large hit mix k6              [miss fresh stream large hit mix]
+#   SCENARIOS      miss fresh stream large hit mix k6                    [all seven]
 #                  miss: one ~200 B prompt with `x-switchyard-cache: off` (the proxy path, no cache)
 #                  fresh: a new prompt every request, cache on (real misses: hash, lookup, store)
 #                  stream: SSE, cache off; large: ~64 KB prompt, cache off
@@ -42,7 +42,7 @@ DURATION=${DURATION:-10s}
 MAX_DURATION=${MAX_DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONNECTIONS=${CONNECTIONS:-50}
-SCENARIOS=${SCENARIOS:-"miss fresh stream large hit mix"}
+SCENARIOS=${SCENARIOS:-"miss fresh stream large hit mix k6"}
 PEERS=${PEERS:-"direct floor nginx switchyard litellm"}
 LITELLM_RATES=${LITELLM_RATES:-"50 max"}
 ROUNDS=${ROUNDS:-1}
