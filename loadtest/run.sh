@@ -201,7 +201,7 @@ http {
 }
 EOF
   start nginx "$d/stdout.log" nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log"
-  wait_http "http://127.0.0.1:$port/healthz" 10 || { skip nginx "did not start: $(tail -1 "$d/error.log" 2>/dev/null)"; return; }
+  wait_http "http://127.0.0.1:$port/healthz" 10 || { skip nginx "did not start: $(cat "$d/error.log" "$d/stdout.log" 2>/dev/null | grep -v '^\s*$' | tail -1)"; return; }
   URL[nginx]="http://127.0.0.1:$port/v1/chat/completions"; MODEL[nginx]=mock-1
 }
 
