@@ -13,6 +13,7 @@ Standard library only.
 """
 
 import json
+import math
 import os
 import random
 import statistics
@@ -118,7 +119,8 @@ def cmd_procstat(pgid):
 def pct(sorted_values, p):
     if not sorted_values:
         return None
-    k = min(len(sorted_values) - 1, max(0, int(round(len(sorted_values) * p / 100.0 + 0.5)) - 1))
+    # nearest rank: the smallest value with at least p % of the values at or below it
+    k = min(len(sorted_values) - 1, max(0, math.ceil(len(sorted_values) * p / 100.0) - 1))
     return sorted_values[k]
 
 
