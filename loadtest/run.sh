@@ -22,6 +22,8 @@
 #   MOCK_LATENCY_MS  the mock's delay before answering (e.g. 50)         [0]
 #   MOCK_THREADS   mock-provider worker threads                          [1]
 #   K6_RATE, K6_DURATION   for SCENARIOS=k6 (LiteLLM gets min(K6_RATE, 50)) [1000, DURATION]
+#   SEMANTIC       the semantic tier in Switchyard's config: every cache miss then embeds its
+#                  prompt (~3.5 ms of one core), which is what `fresh` would measure   [false]
 #   OUT            where the report goes                                 [loadtest/results]
 #   SKIP_BUILD=1   use the binaries already built in $CARGO_TARGET_DIR
 #   BIN_DIR        take switchyard, mock-provider and passthrough from this directory instead
@@ -38,6 +40,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 RATES=${RATES:-"1000 2000 5000 max"}
+SEMANTIC=${SEMANTIC:-false}
 DURATION=${DURATION:-10s}
 MAX_DURATION=${MAX_DURATION:-10s}
 WARMUP=${WARMUP:-2s}
@@ -219,6 +222,7 @@ audit: { path: "$SY_AUDIT", rotate_bytes: 1073741824, keep_files: 1 }
 spend: { ledger_path: "$d/spend.ledger" }
 cache:
   exact: { enabled: true, ttl_secs: 3600 }
+  semantic: { enabled: $SEMANTIC }
   snapshot_path: ""
 EOF
   "$WORK/bin/switchyard" check --config "$d/gateway.yaml" >"$d/check.log" 2>&1 \

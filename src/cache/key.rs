@@ -2,7 +2,10 @@
 //! canonical form of every request field that can change the answer. Canonical means object
 //! keys sorted at every depth and numbers as parsed, so key order and whitespace do not matter.
 
-use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
 
 use crate::providers::Endpoint;
 use crate::spend::keys::sha256;
@@ -35,94 +38,145 @@ pub fn exact_key(scope: &str, route: &str, endpoint: Endpoint, body: &[u8]) -> O
 }
 
 /// The exact key and (when `semantic`) the semantic parts, from one parse of the body.
+///
+/// The body is walked with borrowed `RawValue`s: objects are re-ordered by key, numbers
+/// re-printed as parsed, and strings (the bulk of a request) hashed as their raw JSON bytes, never
+/// decoded or copied. Two encodings of one string (`"\u0041"` / `"A"`) are different keys: a
+/// cache miss, never a wrong hit.
 pub fn request_keys(scope: &str, route: &str, endpoint: Endpoint, body: &[u8], semantic: bool) -> Option<RequestKeys> {
-    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(body) else { return None };
+    let top: Object = serde_json::from_slice(body).ok()?;
     let mut out = Vec::with_capacity(body.len() + 64);
-    let exact = hash_canonical(&[scope, route, endpoint.label()], &map, &mut out);
-    let semantic =
-        (endpoint == Endpoint::ChatCompletions).then(|| take_last_user_text(&mut map)).flatten().map(|text| {
+    let exact = hash_top(&[scope, route, endpoint.label()], &top, false, &mut out)?;
+    let semantic = match (semantic && endpoint == Endpoint::ChatCompletions).then(|| last_user_text(&top)).flatten() {
+        Some(text) => {
             out.clear();
-            // The text's place is kept (as a marker) so a request that has no user turn at all
-            // cannot share a context with one that does.
-            let context = hash_canonical(&["semantic", scope, route, endpoint.label()], &map, &mut out);
-            SemanticParts { context, text }
-        });
+            let context = hash_top(&["semantic", scope, route, endpoint.label()], &top, true, &mut out)?;
+            Some(SemanticParts { context, text })
+        }
+        None => None,
+    };
     Some(RequestKeys { exact, semantic })
 }
 
-fn hash_canonical(prefix: &[&str], map: &serde_json::Map<String, Value>, out: &mut Vec<u8>) -> [u8; 32] {
+type Object<'a> = BTreeMap<Cow<'a, str>, &'a RawValue>;
+
+/// Stands in for the last user message in the context key: its place is kept, so a request with
+/// no user turn cannot share a context with one that has it.
+const QUERY_MARKER: &[u8] = b"\"\\u0000semantic-query\"";
+
+/// Hashes the top-level object; `mask_query` replaces the last message's content by the marker.
+fn hash_top(prefix: &[&str], top: &Object, mask_query: bool, out: &mut Vec<u8>) -> Option<[u8; 32]> {
     for part in prefix {
         out.extend_from_slice(part.as_bytes());
         out.push(0);
     }
-    let mut keys: Vec<&String> = map.keys().filter(|k| !IGNORED.contains(&k.as_str())).collect();
-    keys.sort();
     out.push(b'{');
-    for (i, k) in keys.into_iter().enumerate() {
+    let mut first = true;
+    for (k, v) in top.iter().filter(|(k, _)| !IGNORED.contains(&k.as_ref())) {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        write_key(k, out);
+        if mask_query && k == "messages" {
+            let messages: Vec<&RawValue> = serde_json::from_str(v.get()).ok()?;
+            out.push(b'[');
+            for (i, m) in messages.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let object: Object = serde_json::from_str(m.get()).ok()?;
+                let masked = (i + 1 == messages.len()).then_some(("content", QUERY_MARKER));
+                write_object(&object, masked, out)?;
+            }
+            out.push(b']');
+        } else {
+            write_canonical(v, out)?;
+        }
+    }
+    out.push(b'}');
+    Some(sha256(out))
+}
+
+fn write_key(k: &str, out: &mut Vec<u8>) {
+    // Keys are re-encoded (they may have arrived with escapes); they are short.
+    serde_json::to_writer(&mut *out, k).expect("writing to a Vec");
+    out.push(b':');
+}
+
+/// An object with sorted keys; `replace` swaps one member's value for raw bytes.
+fn write_object(object: &Object, replace: Option<(&str, &[u8])>, out: &mut Vec<u8>) -> Option<()> {
+    out.push(b'{');
+    for (i, (k, v)) in object.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_canonical(&Value::String(k.clone()), out);
-        out.push(b':');
-        write_canonical(&map[k], out);
+        write_key(k, out);
+        match replace {
+            Some((name, raw)) if name == k => out.extend_from_slice(raw),
+            _ => write_canonical(v, out)?,
+        }
     }
     out.push(b'}');
-    sha256(out)
+    Some(())
 }
 
-/// Replaces the last message's content with a marker and returns its text, when that message is
-/// the user's and is all text (a string, or text parts joined by newlines).
-fn take_last_user_text(map: &mut serde_json::Map<String, Value>) -> Option<String> {
-    let last = map.get_mut("messages")?.as_array_mut()?.last_mut()?.as_object_mut()?;
-    if last.get("role")?.as_str()? != "user" {
-        return None;
-    }
-    let text = match last.get("content")? {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => {
-            let texts: Option<Vec<&str>> = parts
-                .iter()
-                .map(|p| (p.get("type")?.as_str()? == "text").then(|| p.get("text")?.as_str()).flatten())
-                .collect();
-            texts?.join("\n")
-        }
-        _ => return None,
-    };
-    if text.trim().is_empty() {
-        return None;
-    }
-    last.insert("content".into(), Value::String("\u{0}semantic-query".into()));
-    Some(text)
-}
-
-fn write_canonical(v: &Value, out: &mut Vec<u8>) {
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push(b'{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(&Value::String(k.clone()), out);
-                out.push(b':');
-                write_canonical(&map[k], out);
-            }
-            out.push(b'}');
-        }
-        Value::Array(items) => {
+fn write_canonical(v: &RawValue, out: &mut Vec<u8>) -> Option<()> {
+    let raw = v.get();
+    match raw.as_bytes().first()? {
+        b'{' => write_object(&serde_json::from_str(raw).ok()?, None, out)?,
+        b'[' => {
+            let items: Vec<&RawValue> = serde_json::from_str(raw).ok()?;
             out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
+            for (i, item) in items.into_iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_canonical(item, out);
+                write_canonical(item, out)?;
             }
             out.push(b']');
         }
-        scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+        b'"' | b't' | b'f' | b'n' => out.extend_from_slice(raw.as_bytes()),
+        // Numbers as parsed: 0.5 and 0.50 are one value.
+        _ => out.extend_from_slice(serde_json::from_str::<serde_json::Number>(raw).ok()?.to_string().as_bytes()),
     }
+    Some(())
+}
+
+/// The last message's text when that message is the user's and is all text (a string, or text
+/// parts joined by newlines); empty text has no semantic form.
+fn last_user_text(top: &Object) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow)]
+        role: Cow<'a, str>,
+        content: Option<Content>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Content {
+        Text(String),
+        Parts(Vec<Part>),
+    }
+    #[derive(serde::Deserialize)]
+    struct Part {
+        #[serde(rename = "type")]
+        kind: String,
+        text: Option<String>,
+    }
+    let messages: Vec<&RawValue> = serde_json::from_str(top.get("messages")?.get()).ok()?;
+    let last: Message = serde_json::from_str(messages.last()?.get()).ok()?;
+    if last.role != "user" {
+        return None;
+    }
+    let text = match last.content? {
+        Content::Text(s) => s,
+        Content::Parts(parts) => {
+            let texts: Option<Vec<String>> =
+                parts.into_iter().map(|p| if p.kind == "text" { p.text } else { None }).collect();
+            texts?.join("\n")
+        }
+    };
+    (!text.trim().is_empty()).then_some(text)
 }
 
 /// The request's `temperature`, for `cache.max_temperature` (absent: cacheable).
@@ -149,6 +203,16 @@ mod tests {
         let b =
             key(r#"{ "temperature" : 0.50, "stream": true, "messages":[{"content":"hi","role":"user"}], "model":"x"}"#);
         assert_eq!(a, b);
+        let tools = |params: &str| {
+            key(&format!(
+                r#"{{"messages":[{{"role":"user","content":"hi"}}],"tools":[{{"type":"function","function":{{"name":"f","parameters":{params}}}}}]}}"#
+            ))
+        };
+        assert_eq!(
+            tools(r#"{"type":"object","properties":{"a":{"type":"string"}}}"#),
+            tools(r#"{ "properties": { "a": { "type": "string" } }, "type": "object" }"#)
+        );
+        assert_ne!(tools(r#"{"type":"object"}"#), tools(r#"{"type":"array"}"#));
     }
 
     #[test]

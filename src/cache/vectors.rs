@@ -49,6 +49,13 @@ impl VectorIndex {
         index.add(id, vector).map_err(|e| e.to_string())
     }
 
+    /// Sizes `context`'s shard for `n` vectors up front (bulk loads: no regrowth on the way).
+    pub fn reserve(&self, context: &[u8; 32], n: usize) -> Result<(), String> {
+        let shard = self.shards.entry(*context).or_try_insert_with(|| Shard::new(self.dims))?.clone();
+        let index = shard.index.write().map_err(|_| "poisoned shard")?;
+        index.reserve_capacity_and_threads(n.max(index.capacity()), THREAD_SLOTS).map_err(|e| e.to_string())
+    }
+
     pub fn remove(&self, context: &[u8; 32], id: u64) {
         let Some(shard) = self.shards.get(context).map(|s| s.clone()) else { return };
         let empty = match shard.index.write() {
