@@ -84,23 +84,10 @@ else
   cp "$CARGO_TARGET_DIR/release/switchyard" "$CARGO_TARGET_DIR/release/mock-provider" "$WORK/bin/"
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() {
-  local _
-  for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
-  return 1
-}
+# shellcheck source=loadtest/lib.sh
+. "$(dirname "$0")/lib.sh"
 mock=$(free_port); gw=$(free_port); admin=$(free_port)
-cat >"$WORK/gateway.yaml" <<EOF
-server: { listen: "127.0.0.1:$gw", admin_listen: "127.0.0.1:$admin", threads: 2, grace_period_secs: 1 }
-providers:
-  mock: { kind: openai, base_url: "http://127.0.0.1:$mock/v1" }
-models:
-  demo: { targets: [ { provider: mock, model: mock-1 } ] }
-audit: { path: "$WORK/audit.jsonl" }
-spend: { ledger_path: "$WORK/spend.ledger" }
-cache: { exact: { enabled: true, ttl_secs: 3600 }, snapshot_path: "" }
-EOF
+gateway_config "$gw" "$admin" "$mock" "$WORK" >"$WORK/gateway.yaml"
 setsid "$WORK/bin/mock-provider" --listen "127.0.0.1:$mock" >"$WORK/mock.log" 2>&1 </dev/null &
 PIDS+=($!)
 RUST_LOG=warn setsid "$WORK/bin/switchyard" serve --config "$WORK/gateway.yaml" >"$WORK/gw.log" 2>&1 </dev/null &

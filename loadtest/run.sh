@@ -93,17 +93,8 @@ start() {
 secs() {  # 10s | 2m | 10 -> seconds
   case $1 in *m) echo $((${1%m} * 60)) ;; *s) echo "${1%s}" ;; *) echo "$1" ;; esac
 }
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-wait_http() {  # URL SECONDS [curl args...]
-  local url=$1 secs=$2; shift 2
-  local deadline=$((SECONDS + secs))
-  while ((SECONDS < deadline)); do
-    curl -fsS -o /dev/null "$@" "$url" 2>/dev/null && return 0
-    sleep 0.2
-  done
-  return 1
-}
+# shellcheck source=loadtest/lib.sh
+. "$ROOT/loadtest/lib.sh"
 
 declare -A SKIPPED=()     # peer -> why
 skip() { SKIPPED[$1]=$2; log "SKIP $1: $2"; }
@@ -212,19 +203,7 @@ SY_AUDIT=
 start_switchyard() {
   local port admin d=$WORK/switchyard; port=$(free_port); admin=$(free_port); mkdir -p "$d"
   SY_AUDIT=$d/audit.jsonl
-  cat >"$d/gateway.yaml" <<EOF
-server: { listen: "127.0.0.1:$port", admin_listen: "127.0.0.1:$admin", threads: 2, grace_period_secs: 1 }
-providers:
-  mock: { kind: openai, base_url: "http://127.0.0.1:$MOCK_PORT/v1" }
-models:
-  demo: { targets: [ { provider: mock, model: mock-1 } ] }
-audit: { path: "$SY_AUDIT", rotate_bytes: 1073741824, keep_files: 1 }
-spend: { ledger_path: "$d/spend.ledger" }
-cache:
-  exact: { enabled: true, ttl_secs: 3600 }
-  semantic: { enabled: $SEMANTIC }
-  snapshot_path: ""
-EOF
+  gateway_config "$port" "$admin" "$MOCK_PORT" "$d" >"$d/gateway.yaml"
   "$WORK/bin/switchyard" check --config "$d/gateway.yaml" >"$d/check.log" 2>&1 \
     || { skip switchyard "config rejected: $(tail -1 "$d/check.log")"; return; }
   start switchyard "$d/gateway.log" env RUST_LOG="${RUST_LOG:-warn}" "$WORK/bin/switchyard" serve --config "$d/gateway.yaml"
