@@ -93,7 +93,7 @@ PIDS+=($!)
 RUST_LOG=warn setsid "$WORK/bin/switchyard" serve --config "$WORK/gateway.yaml" >"$WORK/gw.log" 2>&1 </dev/null &
 gw_pid=$!
 PIDS+=("$gw_pid")
-wait_http "http://127.0.0.1:$gw/readyz" || { cat "$WORK/gw.log" >&2; exit 1; }
+wait_http "http://127.0.0.1:$gw/readyz" 10 || { cat "$WORK/gw.log" >&2; exit 1; }
 
 total=$((WARMUP_SECS + SECONDS_RECORD + 2))
 # Fresh prompts: oha -Z sends a random line per request, so the file holds several times more
