@@ -6,6 +6,7 @@ pub mod gates;
 pub mod key;
 pub mod sse;
 pub mod store;
+pub mod wordnet;
 
 use serde::{Deserialize, Serialize};
 
