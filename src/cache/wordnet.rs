@@ -388,7 +388,8 @@ mod tests {
         assert_eq!(wn.relation("dog", "canine", 3, 2), Relation::Hypernym);
         assert_eq!(wn.relation("paris", "rome", 3, 2), Relation::CoHyponym);
         assert_eq!(wn.relation("green", "yellow", 3, 2), Relation::CoHyponym);
-        assert_eq!(wn.relation("buyer", "seller", 3, 2), Relation::CoHyponym);
+        // Cousins, not siblings (customer vs merchant): not compatible, but not a sibling contrast.
+        assert_eq!(wn.relation("buyer", "seller", 3, 2), Relation::Unrelated);
         assert_eq!(wn.relation("dogs", "dog", 3, 2), Relation::Same);
         assert_eq!(wn.relation("geese", "goose", 3, 2), Relation::Same);
         assert_eq!(wn.relation("postgresql", "mysql", 3, 2), Relation::Unknown);
