@@ -1,8 +1,8 @@
 //! Evaluates the semantic cache's hit decision on the labelled pairs in
 //! `tests/data/cache_pairs.jsonl`: for a sweep of thresholds, the share of should-hit pairs that
-//! hit and of trap pairs that hit (false hits), stage by stage (cosine alone; + rules;
-//! + WordNet; + combiner), per category, on the tuning part and the held-out part separately;
-//! then the defaults it picks (on the tuning part only).
+//! hit and of trap pairs that hit (false hits), stage by stage (cosine alone, then with rules,
+//! with WordNet relations, with the combiner), per category, on the tuning part and the held-out
+//! part separately; then the defaults it picks (on the tuning part only).
 //!
 //! `cargo run --release --bin cache-eval [-- [--train] [PAIRS.jsonl [MODEL_DIR]]]`
 //! (model: scripts/setup-model.sh). `--train` refits the combiner on the tuning part, picks the
@@ -139,6 +139,30 @@ fn train(rows: &[([f32; N_FEATURES], f32)], iterations: usize, l2: f64) -> Weigh
     }
 }
 
+/// Resident set size of this process (Linux), in kB; 0 elsewhere.
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Mean time of `Gates::check` over all pairs, in microseconds.
+fn check_micros(gates: &Gates, scored: &[Scored]) -> f64 {
+    let rounds = 20;
+    let started = std::time::Instant::now();
+    let mut passed = 0usize;
+    for _ in 0..rounds {
+        for s in scored {
+            passed += gates.check(&s.pair.a, &s.pair.b, s.cos).pass as usize;
+        }
+    }
+    std::hint::black_box(passed);
+    started.elapsed().as_secs_f64() * 1e6 / (rounds * scored.len().max(1)) as f64
+}
+
 fn thresholds() -> Vec<f32> {
     (0..=24).map(|i| 0.50 + i as f32 * 0.02).collect()
 }
@@ -176,14 +200,17 @@ fn main() -> Result<(), String> {
         .map(|l| serde_json::from_str(l).map_err(|e| format!("{pairs_path}: {e}")))
         .collect::<Result<_, _>>()?;
 
+    let rss_before = rss_kb();
     let started = std::time::Instant::now();
     let mut gates = Gates::load(None);
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let rss_mb = rss_kb().saturating_sub(rss_before) as f64 / 1024.0;
     match gates.wordnet() {
         Some(wn) => {
             let (lemmas, synsets) = wn.sizes();
             println!(
-                "WordNet loaded in {load_ms:.0} ms: {lemmas} lemmas, {synsets} synsets with pointers, ~{:.1} MB",
+                "WordNet loaded in {load_ms:.0} ms: {lemmas} lemmas, {synsets} synsets with pointers, \
+                 ~{:.1} MB in maps (resident set +{rss_mb:.1} MB)",
                 wn.approx_bytes() as f64 / 1e6
             );
         }
@@ -237,6 +264,7 @@ fn main() -> Result<(), String> {
     for s in scored.iter_mut() {
         s.score = gates.weights().probability(&s.features);
     }
+    println!("Gates::check: {:.1} µs per pair on average over all pairs\n", check_micros(&gates, &scored));
     let w = gates.weights();
     println!("| feature | weight |\n|---|---|");
     for (name, wt) in w.features.iter().zip(&w.weights) {
@@ -267,10 +295,7 @@ fn main() -> Result<(), String> {
     for (name, m) in MODES {
         let (t, c) = if m == Mode::Combiner { (w.threshold, w.cutoff) } else { pick(&scored, m) };
         picks.push((name, m, t, c));
-        let (rt, rh) = (
-            rates(tune(), m, t, c),
-            rates(scored.iter().filter(|s| s.pair.split == "holdout"), m, t, c),
-        );
+        let (rt, rh) = (rates(tune(), m, t, c), rates(scored.iter().filter(|s| s.pair.split == "holdout"), m, t, c));
         let cut = if m == Mode::Combiner { format!("{c:.2}") } else { "-".into() };
         println!(
             "| {name} | {t:.2} | {cut} | {:.1} % ({}/{}) | {:.1} % ({}/{}) | {:.1} % ({}/{}) | {:.1} % ({}/{}) |",

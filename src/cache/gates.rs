@@ -47,7 +47,7 @@ pub struct Verdict {
 }
 
 /// The cosine threshold `cache-eval` picked (lowest reaching <= 1 % false hits on the tune split).
-pub const DEFAULT_THRESHOLD: f32 = 0.70;
+pub const DEFAULT_THRESHOLD: f32 = 0.50;
 
 /// Senses per word used for WordNet relations, and hypernym hops that still count as compatible.
 pub const WORDNET_SENSES: usize = 3;
@@ -82,8 +82,8 @@ impl Weights {
 
     pub fn probability(&self, f: &[f32; N_FEATURES]) -> f32 {
         let mut z = self.bias;
-        for i in 0..N_FEATURES.min(self.weights.len()) {
-            z += self.weights[i] * (f[i] - self.mean[i]) / self.scale[i];
+        for (i, x) in f.iter().enumerate().take(self.weights.len()) {
+            z += self.weights[i] * (x - self.mean[i]) / self.scale[i];
         }
         1.0 / (1.0 + (-z).exp())
     }
@@ -370,26 +370,87 @@ const NUMBER_WORDS: &[(&str, &str)] = &[
     ("pair", "2"),
 ];
 
-
 /// Words that only greet, thank or soften.
 const FILLERS: &[&str] = &[
     "please", "pls", "thanks", "thank", "thx", "hi", "hey", "hello", "so", "some", "ok", "okay", "well", "u", "just",
-    "really", "kindly", "quick", "question", "there", "mm", "um", "btw", "guys", "whom", "explain", "define", "describe",
+    "really", "kindly", "quick", "question", "there", "mm", "um", "btw", "guys", "whom", "explain", "define",
+    "describe",
 ];
 
 /// Words that narrow or widen what is asked (a qualifier added on one side changes the answer).
 const SCOPE_WORDS: &[&str] = &[
-    "only", "just", "all", "every", "each", "single", "without", "with", "including", "except", "excluding", "for",
-    "in", "during", "after", "before", "overnight", "recursively", "distinct", "per", "across", "between",
+    "only",
+    "just",
+    "all",
+    "every",
+    "each",
+    "single",
+    "without",
+    "with",
+    "including",
+    "except",
+    "excluding",
+    "for",
+    "in",
+    "during",
+    "after",
+    "before",
+    "overnight",
+    "recursively",
+    "distinct",
+    "per",
+    "across",
+    "between",
 ];
 
 const PEOPLE_WORDS: &[&str] = &[
-    "adult", "adults", "child", "children", "kid", "kids", "baby", "toddler", "teen", "teenager", "son", "daughter",
-    "wife", "husband", "mother", "father", "mom", "dad", "man", "woman", "men", "women", "boy", "girl", "student",
-    "students", "employee", "employer", "senior", "seniors", "dog", "cat", "buyer", "seller", "tenant", "landlord",
-    "beginner", "beginners", "expert", "experts", "customer", "customers", "user", "users", "admin", "guest",
+    "adult",
+    "adults",
+    "child",
+    "children",
+    "kid",
+    "kids",
+    "baby",
+    "toddler",
+    "teen",
+    "teenager",
+    "son",
+    "daughter",
+    "wife",
+    "husband",
+    "mother",
+    "father",
+    "mom",
+    "dad",
+    "man",
+    "woman",
+    "men",
+    "women",
+    "boy",
+    "girl",
+    "student",
+    "students",
+    "employee",
+    "employer",
+    "senior",
+    "seniors",
+    "dog",
+    "cat",
+    "buyer",
+    "seller",
+    "tenant",
+    "landlord",
+    "beginner",
+    "beginners",
+    "expert",
+    "experts",
+    "customer",
+    "customers",
+    "user",
+    "users",
+    "admin",
+    "guest",
 ];
-
 
 struct Words {
     /// Lowercased tokens: contractions expanded, number words as digits, times as `t21:00`.
@@ -460,7 +521,8 @@ fn words(text: &str) -> Words {
         // Split digits from unit letters: 9pm -> 9 pm, 5mg -> 5 mg.
         if lower.starts_with(|c: char| c.is_ascii_digit() || c == '$') {
             let n = lower.trim_start_matches('$');
-            let digits: String = n.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ',' || *c == ':').collect();
+            let digits: String =
+                n.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ',' || *c == ':').collect();
             let rest = &n[digits.len()..];
             tokens.push(digits.replace(',', ""));
             if !rest.is_empty() {
@@ -494,14 +556,22 @@ fn normalise_times(t: Vec<String>) -> Vec<String> {
             let (shift, used) = match (next, at(i + 2), at(i + 3)) {
                 ("pm" | "p.m" | "p", _, _) => (Some(12), 1),
                 ("am" | "a.m" | "a", _, _) => (Some(0), 1),
-                ("in", "the", "evening" | "afternoon") | ("at", "night", _) => (Some(12), if next == "at" { 2 } else { 3 }),
+                ("in", "the", "evening" | "afternoon") | ("at", "night", _) => {
+                    (Some(12), if next == "at" { 2 } else { 3 })
+                }
                 ("in", "the", "morning") => (Some(0), 3),
                 ("o'clock" | "oclock", _, _) => (Some(0), 1),
                 _ if w.contains(':') => (Some(0), 0),
                 _ => (None, 0),
             };
             if let Some(s) = shift {
-                let h = if h == 12 && s == 0 && next.starts_with('a') { 0 } else if h < 12 { h + s } else { h };
+                let h = if h == 12 && s == 0 && next.starts_with('a') {
+                    0
+                } else if h < 12 {
+                    h + s
+                } else {
+                    h
+                };
                 out.push(format!("t{h:02}:{m:02}"));
                 i += 1 + used;
                 continue;
@@ -766,6 +836,37 @@ mod tests {
     }
 
     #[test]
+    fn shipped_weights_match_the_default_threshold() {
+        let w = Weights::shipped();
+        assert_eq!(w.weights.len(), N_FEATURES);
+        assert_eq!(w.features, FEATURES);
+        assert!(
+            (w.threshold - DEFAULT_THRESHOLD).abs() < 1e-6,
+            "rerun cache-eval --train and update DEFAULT_THRESHOLD"
+        );
+    }
+
+    #[test]
+    fn clear_cases_through_check() {
+        let g = gates();
+        for (a, b, cos) in [
+            ("How do I enable 2FA?", "How do I disable 2FA?", 0.95),
+            ("Flights from London to Paris in May", "Flights from London to Rome in May", 0.9),
+            ("Where is my order 1182?", "Where is my order 1183?", 0.97),
+        ] {
+            let v = g.check(a, b, cos);
+            assert!(!v.pass && v.block.is_some(), "{a} / {b}: {v:?}");
+        }
+        for (a, b, cos) in [
+            ("What are the postage charges?", "What are the shipping charges?", 0.9),
+            ("Is the store open at 9pm?", "Is the store open at nine in the evening?", 0.9),
+        ] {
+            let v = g.check(a, b, cos);
+            assert!(v.pass, "{a} / {b}: {v:?}");
+        }
+    }
+
+    #[test]
     fn gates_are_send_and_sync() {
         fn is<T: Send + Sync>() {}
         is::<Gates>();
@@ -785,7 +886,9 @@ mod tests {
         assert!(blocked("How do I install PostgreSQL on macOS?", "How do I install MySQL on macOS?").is_some());
         assert!(blocked("Is the restaurant open on weekdays?", "Is the restaurant open Saturday and Sunday?").is_some());
         assert!(blocked("What's the best diet to lose weight?", "What's the best vegan diet to lose weight?").is_some());
-        for (a, b) in [("enable 2FA on my account", "disable 2FA on my account"), ("flights to Paris", "flights to Rome")] {
+        for (a, b) in
+            [("enable 2FA on my account", "disable 2FA on my account"), ("flights to Paris", "flights to Rome")]
+        {
             assert!(!gates().check(a, b, 0.95).pass, "{a} / {b}");
         }
     }
@@ -827,6 +930,9 @@ mod tests {
     fn works_without_wordnet() {
         let g = Gates::load(Some(Path::new("/nonexistent")));
         assert!(!g.has_wordnet());
-        assert_eq!(g.check_stage("how do I enable 2FA", "how do I disable 2FA", 0.9, Stage::Rules).block, Some(Block::Antonym));
+        assert_eq!(
+            g.check_stage("how do I enable 2FA", "how do I disable 2FA", 0.9, Stage::Rules).block,
+            Some(Block::Antonym)
+        );
     }
 }

@@ -61,12 +61,15 @@ impl Synset {
     }
 }
 
+/// Inflected form -> base forms.
+type Exceptions = AHashMap<Box<str>, Box<[Box<str>]>>;
+
 pub struct WordNet {
     /// Per part of speech: lemma (lowercase, '_' for spaces) -> first senses.
     index: [AHashMap<Box<str>, Box<[Key]>>; 4],
     synsets: AHashMap<Key, Synset>,
     /// Per part of speech: inflected form -> base forms (from the *.exc files).
-    exceptions: [AHashMap<Box<str>, Box<[Box<str>]>>; 4],
+    exceptions: [Exceptions; 4],
 }
 
 /// The directory to load from: `SWITCHYARD_WORDNET_DIR`, else /usr/share/wordnet.
@@ -76,7 +79,16 @@ pub fn default_dir() -> PathBuf {
 
 /// Morphology suffix rules per part of speech (WordNet's morphy).
 const SUFFIXES: [&[(&str, &str)]; 4] = [
-    &[("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"), ("ies", "y")],
+    &[
+        ("s", ""),
+        ("ses", "s"),
+        ("xes", "x"),
+        ("zes", "z"),
+        ("ches", "ch"),
+        ("shes", "sh"),
+        ("men", "man"),
+        ("ies", "y"),
+    ],
     &[("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", "")],
     &[("er", ""), ("est", ""), ("er", "e"), ("est", "e")],
     &[],
