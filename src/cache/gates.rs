@@ -602,7 +602,8 @@ fn normalise_times(t: Vec<String>) -> Vec<String> {
 /// A name and a token that refer to the same thing: equal, a derived form (Japan/Japanese), or
 /// an abbreviation whose letters appear in order (JS/JavaScript, F/Fahrenheit, win/Windows).
 fn same_name(name: &str, other: &str) -> bool {
-    if name == other || name.replace('-', "") == other.replace('-', "") {
+    if name == other || ((name.contains('-') || other.contains('-')) && name.replace('-', "") == other.replace('-', ""))
+    {
         return true;
     }
     let (short, long) = if name.len() <= other.len() { (name, other) } else { (other, name) };
@@ -639,8 +640,13 @@ fn is_content(t: &str) -> bool {
 }
 
 fn plural_pair(x: &str, y: &str) -> bool {
-    let s = |w: &str| w.trim_end_matches("es").trim_end_matches('s').to_string();
-    s(x) == s(y) || x.strip_suffix("ies").is_some_and(|st| y.strip_suffix('y') == Some(st))
+    // Compare the trimmed slices (no allocation).
+    let s = |w: &str| w.trim_end_matches("es").trim_end_matches('s').len();
+    let (tx, ty) = (s(x), s(y));
+    if tx == ty && x[..tx] == y[..ty] {
+        return true;
+    }
+    x.strip_suffix("ies").is_some_and(|st| y.strip_suffix('y') == Some(st))
 }
 
 struct Analysis {
@@ -709,11 +715,12 @@ fn analyse(wn: Option<&WordNet>, a: &str, b: &str, cosine: f32) -> Analysis {
     let only_a: Vec<&str> = set_a.difference(&set_b).copied().collect();
     let only_b: Vec<&str> = set_b.difference(&set_a).copied().collect();
     for x in &only_a {
+        let listed = ANTONYMS.iter().any(|(p, q)| p == x || q == x);
         for y in &only_b {
             let prefixed = ["un", "in", "il", "im", "ir", "dis", "non", "de"]
                 .iter()
                 .any(|p| (y.strip_prefix(p) == Some(*x)) || (x.strip_prefix(p) == Some(*y)));
-            if pair_in(ANTONYMS, x, y) || (prefixed && x.len() > 2 && y.len() > 2) {
+            if (listed && pair_in(ANTONYMS, x, y)) || (prefixed && x.len() > 2 && y.len() > 2) {
                 f[11] = 1.0;
                 // In long, freely reworded prompts an antonym pair is often incidental.
                 if differing <= 6 || shared * 5 >= union * 2 {
@@ -779,27 +786,29 @@ fn analyse(wn: Option<&WordNet>, a: &str, b: &str, cosine: f32) -> Analysis {
     // Relations between the differing words (WordNet when loaded, the small lists otherwise).
     let (mut compatible, mut contrast, mut cohypo, mut unrelated) = (0usize, 0usize, 0usize, 0usize);
     if differing > 0 && differing <= 6 {
-        for (xs, ys) in [(&ca, &cb), (&cb, &ca)] {
-            for x in xs.iter() {
-                let mut best = Relation::Unknown;
-                for y in ys.iter() {
-                    let r = if same_name(x, y) {
-                        Relation::Same
-                    } else if pair_in(SYNONYMS, x, y) {
-                        Relation::Synonym
-                    } else if let Some(wn) = wn {
-                        wn.relation(x, y, WORDNET_SENSES, WORDNET_HOPS)
-                    } else {
-                        Relation::Unknown
-                    };
-                    best = best.min(r);
-                }
-                match best {
-                    Relation::Same | Relation::Synonym | Relation::Hypernym => compatible += 1,
-                    Relation::Antonym => contrast += 1,
-                    Relation::CoHyponym => cohypo += 1,
-                    Relation::Unrelated | Relation::Unknown => unrelated += 1,
-                }
+        // Each cross pair once (relations are symmetric); at most 3 x 3 when both sides differ.
+        let mut rel = [[Relation::Unknown; 6]; 6];
+        for (i, x) in ca.iter().enumerate() {
+            for (j, y) in cb.iter().enumerate() {
+                rel[i][j] = if same_name(x, y) {
+                    Relation::Same
+                } else if pair_in(SYNONYMS, x, y) {
+                    Relation::Synonym
+                } else if let Some(wn) = wn {
+                    wn.relation(x, y, WORDNET_SENSES, WORDNET_HOPS)
+                } else {
+                    Relation::Unknown
+                };
+            }
+        }
+        let best_a = (0..ca.len()).map(|i| (0..cb.len()).map(|j| rel[i][j]).min().unwrap_or(Relation::Unknown));
+        let best_b = (0..cb.len()).map(|j| (0..ca.len()).map(|i| rel[i][j]).min().unwrap_or(Relation::Unknown));
+        for best in best_a.chain(best_b) {
+            match best {
+                Relation::Same | Relation::Synonym | Relation::Hypernym => compatible += 1,
+                Relation::Antonym => contrast += 1,
+                Relation::CoHyponym => cohypo += 1,
+                Relation::Unrelated | Relation::Unknown => unrelated += 1,
             }
         }
     }
