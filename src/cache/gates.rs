@@ -109,8 +109,9 @@ pub const FEATURES: [&str; N_FEATURES] = [
     "people_words",
     "order_swapped",
     "rule_block",
+    "unaligned_cosine",
 ];
-pub const N_FEATURES: usize = 19;
+pub const N_FEATURES: usize = 20;
 
 pub struct Gates {
     wordnet: Option<WordNet>,
@@ -827,6 +828,8 @@ fn analyse(wn: Option<&WordNet>, a: &str, b: &str, cosine: f32) -> Analysis {
         set(if contained { Block::Scope } else { Block::Substitution }, &mut block);
     }
     f[18] = block.is_some() as u8 as f32;
+    // Cosine counts for more when the wording cannot be compared word by word.
+    f[19] = if aligned { 0.0 } else { cosine * (1.0 - f[2]) };
     Analysis { block, features: f }
 }
 
