@@ -10,6 +10,7 @@ pub mod semantic;
 pub mod sse;
 pub mod store;
 pub mod vectors;
+pub mod wordnet;
 
 use std::sync::Arc;
 
@@ -119,8 +120,8 @@ impl Default for SemanticConfig {
     }
 }
 
-/// The default similarity threshold (picked by `cache-eval` on the labelled pairs).
-pub const DEFAULT_SEMANTIC_THRESHOLD: f32 = 0.90;
+/// The default similarity threshold: the one `cache-eval` picked, with the gates, on the labelled pairs.
+pub const DEFAULT_SEMANTIC_THRESHOLD: f32 = gates::DEFAULT_THRESHOLD;
 
 /// Per-model override of the semantic tier.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize)]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::gates;
+use super::gates::Gates;
 use super::SemanticConfig;
 use crate::embed::EmbedService;
 use crate::metrics;
@@ -56,6 +56,8 @@ pub struct SemanticQuery {
 pub struct SemanticRuntime {
     started: AtomicBool,
     state: OnceLock<Result<EmbedService, String>>,
+    /// Loaded before the model, so it is there whenever an embedding is.
+    gates: OnceLock<Gates>,
 }
 
 impl SemanticRuntime {
@@ -71,8 +73,14 @@ impl SemanticRuntime {
         let me = self.clone();
         let cfg = cfg.clone();
         let spawned = std::thread::Builder::new().name("embed-load".into()).spawn(move || {
-            let dir = model_dir(&cfg.model_dir);
             let started = std::time::Instant::now();
+            let gates = me.gates.get_or_init(|| Gates::load(None));
+            if !gates.has_wordnet() {
+                log::warn!(
+                    "semantic cache: WordNet not found (apt install wordnet-base): gates run without word relations"
+                );
+            }
+            let dir = model_dir(&cfg.model_dir);
             let result = EmbedService::start(
                 &dir,
                 cfg.threads,
@@ -121,10 +129,21 @@ impl SemanticRuntime {
     }
 }
 
-/// Whether the answer stored for `cached` may serve `query`: similar enough, and (unless the
-/// gates are off) no difference between the two that changes the answer.
-pub fn accept(query: &str, cached: &str, similarity: f32, threshold: f32, use_gates: bool) -> bool {
-    similarity >= threshold && (!use_gates || gates::verify(query, cached).is_none())
+impl SemanticRuntime {
+    /// Whether the answer stored for `cached` may serve `query`: similar enough, and (unless the
+    /// gates are off) no difference between the two that changes the answer.
+    pub fn accept(&self, query: &str, cached: &str, similarity: f32, threshold: f32, use_gates: bool) -> bool {
+        if similarity < threshold {
+            return false;
+        }
+        if !use_gates {
+            return true;
+        }
+        match self.gates.get() {
+            Some(gates) => gates.check(query, cached, similarity).pass,
+            None => false,
+        }
+    }
 }
 
 /// `~/x` expanded; empty: the default model directory.
@@ -162,10 +181,13 @@ mod tests {
 
     #[test]
     fn acceptance_needs_the_threshold_and_the_gates() {
-        assert!(accept("how do I enable 2FA", "how do I enable 2FA?", 0.97, 0.9, true));
-        assert!(!accept("how do I enable 2FA", "how do I enable 2FA?", 0.85, 0.9, true));
-        assert!(!accept("how do I enable 2FA", "how do I disable 2FA", 0.95, 0.9, true));
-        assert!(accept("how do I enable 2FA", "how do I disable 2FA", 0.95, 0.9, false));
+        let rt = SemanticRuntime::new();
+        assert!(!rt.accept("how do I enable 2FA", "how do I enable 2FA?", 0.97, 0.9, true), "no gates loaded yet");
+        rt.gates.get_or_init(|| Gates::load(None));
+        assert!(rt.accept("how do I enable 2FA", "how do I enable 2FA?", 0.97, 0.9, true));
+        assert!(!rt.accept("how do I enable 2FA", "how do I enable 2FA?", 0.85, 0.9, true));
+        assert!(!rt.accept("how do I enable 2FA", "how do I disable 2FA", 0.95, 0.9, true));
+        assert!(rt.accept("how do I enable 2FA", "how do I disable 2FA", 0.95, 0.9, false));
         assert!(model_dir("~/m").ends_with("m") && !model_dir("~/m").starts_with("~"));
     }
 }

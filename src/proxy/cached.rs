@@ -12,7 +12,7 @@ use super::ctx::RequestCtx;
 use std::time::Instant;
 
 use crate::cache::key::{request_keys, temperature};
-use crate::cache::semantic::{accept, SemanticQuery};
+use crate::cache::semantic::SemanticQuery;
 use crate::cache::sse::{events_from_json, json_from_events, refresh_json, replay, SseRecorder};
 use crate::cache::store::{now_secs, Answer, CacheStore, Entry, SemanticRef};
 use crate::cache::{Cache, Control, SemanticConfig};
@@ -103,7 +103,7 @@ pub async fn lookup(cache: &Cache, control: Control, session: &mut Session, ctx:
     if let (Control::Normal, Some(vector)) = (control, query.vector.as_deref()) {
         for (_, entry, similarity) in cache.store.semantic_candidates(&query.context, vector, cfg.candidates.max(1)) {
             let Some(stored) = entry.semantic.as_ref() else { continue };
-            if !accept(&query.text, &stored.prompt, similarity, query.threshold, cfg.gates) {
+            if !cache.semantic.accept(&query.text, &stored.prompt, similarity, query.threshold, cfg.gates) {
                 log::debug!("semantic cache: {:?} ~ {:?}: {similarity:.4}, not accepted", query.text, stored.prompt);
                 continue;
             }
