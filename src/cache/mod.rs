@@ -114,7 +114,7 @@ impl Default for SemanticConfig {
             candidates: 4,
             threads: 1,
             max_batch: 16,
-            batch_wait_ms: 2,
+            batch_wait_ms: 0,
             queue: 256,
         }
     }

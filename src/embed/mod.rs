@@ -1,8 +1,10 @@
 //! Sentence embeddings for the semantic cache: all-MiniLM-L6-v2 (int8 ONNX, 384-d) through ONNX
 //! Runtime (`ort`, loaded dynamically from the model directory) and the HF tokenizer; mean
 //! pooling over the attention mask, L2-normalised, truncation at 256 tokens, padding to the
-//! longest text of each batch. Inference runs on its own thread and batches concurrent callers
-//! (up to `max_batch`, or what arrived within `max_wait`); a caller that cannot get an answer
+//! longest text of each batch. Inference runs on its own thread and batches concurrent callers:
+//! while one batch runs, callers queue, and the next run takes all of them (up to `max_batch`;
+//! `max_wait` > 0 also waits that long to fill a batch, which a lone caller pays in full — with
+//! 0, a lone caller pays only its own inference). A caller that cannot get an answer
 //! within its budget gets `None` (the lookup degrades to a miss), never an unbounded queue.
 //!
 //! The files come from `scripts/setup-model.sh` (PyPI wheels, checked against sha256 sums).
