@@ -2,6 +2,7 @@
 //! format maps to ours. One file per wire format; today every kind speaks OpenAI's.
 
 pub mod openai;
+pub mod translate;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
