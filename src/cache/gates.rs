@@ -158,12 +158,17 @@ impl Gates {
 
     /// [`check`](Self::check) with only the layers up to `stage`.
     pub fn check_stage(&self, query: &str, cached: &str, cosine: f32, stage: Stage) -> Verdict {
+        self.check_stage_at(query, cached, cosine, stage, self.weights.cutoff)
+    }
+
+    /// [`check_stage`](Self::check_stage) with the combiner's cut-off given (config overrides).
+    pub fn check_stage_at(&self, query: &str, cached: &str, cosine: f32, stage: Stage, cutoff: f32) -> Verdict {
         let a = analyse(self.wordnet.as_ref().filter(|_| stage >= Stage::WordNet), query, cached, cosine);
         let score = self.weights.probability(&a.features);
         if let Some(b) = a.block {
             return Verdict { pass: false, block: Some(b), score };
         }
-        if stage == Stage::Combiner && score < self.weights.cutoff {
+        if stage == Stage::Combiner && score < cutoff {
             return Verdict { pass: false, block: Some(Block::Combiner), score };
         }
         Verdict { pass: true, block: None, score }

@@ -84,8 +84,10 @@ pub struct SemanticConfig {
     pub model_dir: String,
     /// Lowest value `x-switchyard-cache-threshold` may lower the threshold to.
     pub min_request_threshold: f32,
-    /// Correctness gates after the similarity check (off: similarity alone decides).
-    pub gates: bool,
+    /// Correctness gates after the similarity check, up to which stage (`none`: similarity alone).
+    pub gates: GateMode,
+    /// The combiner's cut-off (absent: the one shipped with its weights).
+    pub gate_cutoff: Option<f32>,
     /// How long a lookup may wait for its embedding before it counts as a skip (a miss).
     pub embed_budget_ms: u64,
     /// Prompts longer than this are not embedded (the model reads 256 tokens; a longer prompt
@@ -108,7 +110,8 @@ impl Default for SemanticConfig {
             ttl_secs: 3600,
             model_dir: "~/.cache/switchyard/models".into(),
             min_request_threshold: 0.80,
-            gates: true,
+            gates: GateMode::Combiner,
+            gate_cutoff: None,
             embed_budget_ms: 50,
             max_prompt_chars: 1000,
             candidates: 4,
@@ -116,6 +119,27 @@ impl Default for SemanticConfig {
             max_batch: 16,
             batch_wait_ms: 0,
             queue: 256,
+        }
+    }
+}
+
+/// `cache.semantic.gates`: how much of the verifier runs after the similarity check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateMode {
+    None,
+    Rules,
+    Wordnet,
+    Combiner,
+}
+
+impl GateMode {
+    pub fn stage(self) -> Option<gates::Stage> {
+        match self {
+            GateMode::None => None,
+            GateMode::Rules => Some(gates::Stage::Rules),
+            GateMode::Wordnet => Some(gates::Stage::WordNet),
+            GateMode::Combiner => Some(gates::Stage::Combiner),
         }
     }
 }

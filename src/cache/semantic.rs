@@ -132,15 +132,16 @@ impl SemanticRuntime {
 impl SemanticRuntime {
     /// Whether the answer stored for `cached` may serve `query`: similar enough, and (unless the
     /// gates are off) no difference between the two that changes the answer.
-    pub fn accept(&self, query: &str, cached: &str, similarity: f32, threshold: f32, use_gates: bool) -> bool {
+    pub fn accept(&self, query: &str, cached: &str, similarity: f32, threshold: f32, cfg: &SemanticConfig) -> bool {
         if similarity < threshold {
             return false;
         }
-        if !use_gates {
-            return true;
-        }
+        let Some(stage) = cfg.gates.stage() else { return true };
         match self.gates.get() {
-            Some(gates) => gates.check(query, cached, similarity).pass,
+            Some(gates) => {
+                let cutoff = cfg.gate_cutoff.unwrap_or_else(|| gates.weights().cutoff);
+                gates.check_stage_at(query, cached, similarity, stage, cutoff).pass
+            }
             None => false,
         }
     }
@@ -182,12 +183,19 @@ mod tests {
     #[test]
     fn acceptance_needs_the_threshold_and_the_gates() {
         let rt = SemanticRuntime::new();
-        assert!(!rt.accept("how do I enable 2FA", "how do I enable 2FA?", 0.97, 0.9, true), "no gates loaded yet");
+        let on = SemanticConfig::default();
+        let off = SemanticConfig { gates: super::super::GateMode::None, ..Default::default() };
+        let rules = SemanticConfig { gates: super::super::GateMode::Rules, ..Default::default() };
+        assert!(!rt.accept("how do I enable 2FA", "how do I enable 2FA?", 0.97, 0.9, &on), "no gates loaded yet");
         rt.gates.get_or_init(|| Gates::load(None));
-        assert!(rt.accept("how do I enable 2FA", "how do I enable 2FA?", 0.97, 0.9, true));
-        assert!(!rt.accept("how do I enable 2FA", "how do I enable 2FA?", 0.85, 0.9, true));
-        assert!(!rt.accept("how do I enable 2FA", "how do I disable 2FA", 0.95, 0.9, true));
-        assert!(rt.accept("how do I enable 2FA", "how do I disable 2FA", 0.95, 0.9, false));
+        assert!(rt.accept("how do I enable 2FA", "how do I enable 2FA?", 0.97, 0.9, &on));
+        assert!(!rt.accept("how do I enable 2FA", "how do I enable 2FA?", 0.85, 0.9, &on));
+        assert!(!rt.accept("how do I enable 2FA", "how do I disable 2FA", 0.95, 0.9, &on));
+        assert!(!rt.accept("how do I enable 2FA", "how do I disable 2FA", 0.95, 0.9, &rules));
+        assert!(rt.accept("how do I enable 2FA", "how do I disable 2FA", 0.95, 0.9, &off));
+        // A cut-off of 1 lets nothing past the combiner; 0 leaves the rules alone to decide.
+        let strict = SemanticConfig { gate_cutoff: Some(1.0), ..Default::default() };
+        assert!(!rt.accept("how do I enable 2FA", "how do I enable 2FA?", 0.97, 0.9, &strict));
         assert!(model_dir("~/m").ends_with("m") && !model_dir("~/m").starts_with("~"));
     }
 }

@@ -516,10 +516,13 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
         }
     }
     let sem = &raw.cache.semantic;
-    let thresholds =
-        [("cache.semantic.threshold", Some(sem.threshold)), ("min_request_threshold", Some(sem.min_request_threshold))]
-            .into_iter()
-            .chain(models.values().map(|m| ("models.*.cache.semantic.threshold", Some(m.semantic_cache.threshold))));
+    let thresholds = [
+        ("cache.semantic.threshold", Some(sem.threshold)),
+        ("min_request_threshold", Some(sem.min_request_threshold)),
+        ("gate_cutoff", sem.gate_cutoff),
+    ]
+    .into_iter()
+    .chain(models.values().map(|m| ("models.*.cache.semantic.threshold", Some(m.semantic_cache.threshold))));
     for (name, t) in thresholds {
         if let Some(t) = t.filter(|t| !(0.0..=1.0).contains(t)) {
             return Err(ConfigError {

@@ -103,7 +103,7 @@ pub async fn lookup(cache: &Cache, control: Control, session: &mut Session, ctx:
     if let (Control::Normal, Some(vector)) = (control, query.vector.as_deref()) {
         for (_, entry, similarity) in cache.store.semantic_candidates(&query.context, vector, cfg.candidates.max(1)) {
             let Some(stored) = entry.semantic.as_ref() else { continue };
-            if !cache.semantic.accept(&query.text, &stored.prompt, similarity, query.threshold, cfg.gates) {
+            if !cache.semantic.accept(&query.text, &stored.prompt, similarity, query.threshold, cfg) {
                 log::debug!("semantic cache: {:?} ~ {:?}: {similarity:.4}, not accepted", query.text, stored.prompt);
                 continue;
             }
