@@ -73,7 +73,8 @@ pub struct AuditRecord {
 }
 
 struct Handle {
-    tx: SyncSender<Vec<u8>>,
+    /// Records go as structs: serialising (and redacting) them is the writer thread's work.
+    tx: SyncSender<Box<AuditRecord>>,
     config: AuditConfig,
     queued: AtomicU64,
     written: AtomicU64,
@@ -103,8 +104,10 @@ pub fn start(config: &AuditConfig) -> std::io::Result<()> {
     if AUDIT.set(handle).is_err() {
         return Ok(());
     }
-    let (rotate, keep) = (config.rotate_bytes.max(1024), config.keep_files.max(1));
-    std::thread::Builder::new().name("audit-writer".into()).spawn(move || write_loop(rx, path, file, rotate, keep))?;
+    let (rotate, keep, redact) = (config.rotate_bytes.max(1024), config.keep_files.max(1), config.redact);
+    std::thread::Builder::new()
+        .name("audit-writer".into())
+        .spawn(move || write_loop(rx, path, file, rotate, keep, redact))?;
     Ok(())
 }
 
@@ -112,13 +115,20 @@ fn open(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
-fn write_loop(rx: Receiver<Vec<u8>>, path: PathBuf, file: File, rotate: u64, keep: u32) {
+fn write_loop(rx: Receiver<Box<AuditRecord>>, path: PathBuf, file: File, rotate: u64, keep: u32, redact: bool) {
     let mut size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut out = BufWriter::with_capacity(256 * 1024, file);
-    while let Ok(line) = rx.recv() {
-        let mut batch = vec![line];
-        batch.extend(rx.try_iter().take(4096));
-        for line in batch {
+    let mut line = Vec::with_capacity(1024);
+    while let Ok(first) = rx.recv() {
+        for mut record in std::iter::once(first).chain(rx.try_iter().take(4096)) {
+            if redact {
+                record.request = record.request.map(|r| self::redact(&r));
+            }
+            line.clear();
+            match serde_json::to_writer(&mut line, &record) {
+                Ok(()) => line.push(b'\n'),
+                Err(e) => log::error!("audit: record not serialisable: {e}"),
+            }
             if size > 0 && size + line.len() as u64 > rotate {
                 let _ = out.flush();
                 rotate_files(&path, keep);
@@ -165,17 +175,12 @@ pub fn include_bodies() -> bool {
 }
 
 /// Queues one record. Never blocks longer than `block_ms`; a shed record is counted.
-pub async fn submit(mut record: AuditRecord) {
+pub async fn submit(record: AuditRecord) {
     let Some(h) = AUDIT.get() else { return };
-    if h.config.redact {
-        record.request = record.request.map(|r| redact(&r));
-    }
-    let Ok(mut line) = serde_json::to_vec(&record) else { return };
-    line.push(b'\n');
     let deadline = Instant::now() + Duration::from_millis(h.config.block_ms);
-    let mut line = Some(line);
+    let mut line = Some(Box::new(record));
     loop {
-        match h.tx.try_send(line.take().expect("line present")) {
+        match h.tx.try_send(line.take().expect("record present")) {
             Ok(()) => {
                 h.queued.fetch_add(1, Ordering::Release);
                 return;
