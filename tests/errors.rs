@@ -108,7 +108,7 @@ async fn upstream_errors_pass_through_with_status_and_body() {
     let mock = Mock::start(&[]);
     let gw = Gateway::start("", &demo_body(&mock));
     // Statuses outside `retry.on_status` are the provider's own answer: passed through as is.
-    for (status, code) in [(400, "invalid_request"), (401, "mock_failure"), (422, "mock_failure")] {
+    for (status, code) in [(400, "invalid_request"), (422, "mock_failure")] {
         let resp = client()
             .post(gw.url("/v1/chat/completions"))
             .header("x-mock-fail-status", status.to_string())
@@ -121,6 +121,17 @@ async fn upstream_errors_pass_through_with_status_and_body() {
         let (s, b) = error_of(resp).await;
         assert_eq!((s, b["error"]["code"].as_str()), (status, Some(code)));
     }
+    // Except the provider refusing the gateway's own credentials: not the client's fault, a 502.
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("x-mock-fail-status", "401")
+        .json(&chat("demo", "x"))
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = error_of(resp).await;
+    assert_eq!(s, 502, "{b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("HTTP 401"), "{b}");
 }
 
 #[tokio::test]

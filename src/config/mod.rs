@@ -60,7 +60,13 @@ pub struct Config {
 pub enum ProviderKind {
     /// Any OpenAI-compatible server: OpenAI, vLLM, Ollama, Groq, Together, LM Studio...
     OpenAi,
+    /// Azure OpenAI: OpenAI's wire format; the deployment (a target's `model`) in the path, the
+    /// `api-version` query parameter, the key in `api-key`.
+    Azure,
 }
+
+/// Azure OpenAI's GA API version used when the provider sets none.
+pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
 
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
@@ -72,6 +78,8 @@ pub struct ProviderConfig {
     pub timeouts: Timeouts,
     pub health_check: Option<HealthCheckConfig>,
     pub stream_usage: bool,
+    /// `kind: azure` only.
+    pub api_version: Option<String>,
     /// Why this provider cannot be used (e.g. its key resolved empty); `None` when usable.
     pub disabled: Option<String>,
 }
@@ -298,9 +306,10 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
         let line = || find_line(text, &["providers:", &format!("{name}:")]);
         let kind = match p.kind.as_str() {
             "openai" => ProviderKind::OpenAi,
+            "azure" => ProviderKind::Azure,
             other => {
                 return Err(ConfigError {
-                    message: format!("provider `{name}`: unknown kind `{other}` (supported: openai)"),
+                    message: format!("provider `{name}`: unknown kind `{other}` (supported: openai, azure)"),
                     line: line(),
                 })
             }
@@ -375,6 +384,8 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
                 timeouts,
                 health_check,
                 stream_usage: p.stream_usage,
+                api_version: (kind == ProviderKind::Azure)
+                    .then(|| p.api_version.clone().unwrap_or_else(|| AZURE_DEFAULT_API_VERSION.to_string())),
                 disabled,
             },
         );

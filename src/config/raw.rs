@@ -110,6 +110,9 @@ pub struct RawProvider {
     /// servers that reject `stream_options`.
     #[serde(default = "yes")]
     pub stream_usage: bool,
+    /// `kind: azure`: the `api-version` query parameter (default 2024-10-21).
+    #[serde(default)]
+    pub api_version: Option<String>,
 }
 
 fn yes() -> bool {

@@ -1,5 +1,5 @@
 //! Upstream providers: how to reach one (address, TLS, auth headers, timeouts) and how its wire
-//! format maps to ours. One file per wire format; today every kind speaks OpenAI's.
+//! format maps to ours. One file per wire format; `openai` and `azure` speak OpenAI's.
 
 pub mod openai;
 pub mod translate;
@@ -70,6 +70,8 @@ pub struct Upstream {
     pub host_header: HeaderValue,
     /// Base URL path (`/v1`) the endpoint suffix is appended to.
     pub path_prefix: String,
+    /// Azure: `api-version=...` (the deployment goes in the path).
+    pub azure_query: Option<String>,
     /// Resolved at load; `None` when DNS failed then, so the request path resolves it asynchronously.
     pub addr: Option<SocketAddr>,
     /// Headers set on every upstream request: auth first, then the configured extras.
@@ -86,6 +88,10 @@ impl Upstream {
         if let Some(key) = &p.api_key {
             headers.push(match p.kind {
                 ProviderKind::OpenAi => openai::auth_header(key)?,
+                ProviderKind::Azure => (
+                    HeaderName::from_static("api-key"),
+                    HeaderValue::from_str(key).map_err(|_| "api_key is not a valid header value".to_string())?,
+                ),
             });
         }
         for (name, value) in &p.headers {
@@ -110,6 +116,7 @@ impl Upstream {
                 .map_err(|_| format!("provider `{}`: base_url host is not a valid Host header", p.name))?,
             host_port,
             path_prefix: p.base_url.path.clone(),
+            azure_query: p.api_version.as_ref().map(|v| format!("api-version={v}")),
             addr,
             headers,
             timeouts: p.timeouts,
@@ -137,10 +144,19 @@ impl Upstream {
         Ok(peer)
     }
 
-    /// Upstream path for an endpoint, keeping the client's query string.
-    pub fn path_for(&self, endpoint: Endpoint, query: Option<&str>) -> String {
-        let mut path = String::with_capacity(self.path_prefix.len() + 24);
+    /// Upstream path for an endpoint and target model, keeping the client's query string
+    /// (Azure: `/openai/deployments/{model}/...?api-version=...` instead).
+    pub fn path_for(&self, endpoint: Endpoint, model: &str, query: Option<&str>) -> String {
+        let mut path = String::with_capacity(self.path_prefix.len() + model.len() + 64);
         path.push_str(&self.path_prefix);
+        let query = match &self.azure_query {
+            Some(azure) => {
+                path.push_str("/openai/deployments/");
+                path.push_str(model);
+                Some(azure.as_str())
+            }
+            None => query,
+        };
         path.push_str(endpoint.suffix());
         if let Some(q) = query {
             path.push('?');

@@ -179,8 +179,11 @@ pub fn exhausted(ctx: &RequestCtx) -> GatewayError {
     }
     let all_429 = ctx.log.iter().all(|a| matches!(a.outcome, Outcome::Status { status: 429, .. }));
     let all_timeouts = ctx.log.iter().all(|a| matches!(a.outcome, Outcome::Timeout(_)));
+    let all_overloaded = ctx.log.iter().all(|a| matches!(a.outcome, Outcome::Status { status: 503 | 529, .. }));
     let status = if all_429 {
         429
+    } else if all_overloaded {
+        503
     } else if all_timeouts {
         504
     } else {

@@ -24,7 +24,14 @@ pub fn upstream_head(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<
     ctx.upstream_head = Some(now);
     let status = resp.status.as_u16();
     ctx.status = status;
-    let retryable = ctx.primary.as_ref().is_some_and(|p| p.retry.on_status.contains(&status));
+    // The provider refusing our credentials is never the client's fault: a failed try (another
+    // target may serve), and a 502 once routing gives up, never the provider's 401/403.
+    let auth_failure = status == 401 || status == 403;
+    if auth_failure {
+        let provider = ctx.target().map_or("-", |t| t.upstream.name.as_str());
+        log::warn!("provider `{provider}` refused the gateway's credentials (HTTP {status}): check its api_key");
+    }
+    let retryable = auth_failure || ctx.primary.as_ref().is_some_and(|p| p.retry.on_status.contains(&status));
     if retryable {
         let retry_after = resp
             .headers

@@ -68,7 +68,7 @@ pub fn rewrite_request(session: &Session, req: &mut RequestHeader, ctx: &mut Req
         return Err(Error::explain(ErrorType::InternalError, "no target chosen"));
     };
     let up = &target.upstream;
-    let path = up.path_for(endpoint, session.req_header().uri.query());
+    let path = up.path_for(endpoint, &target.model, session.req_header().uri.query());
     req.set_uri(http::Uri::try_from(path).map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?);
     // The client's credentials are for Switchyard, never for the provider.
     for h in

@@ -111,13 +111,22 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockB
     }
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
     let b = behaviour(&state.knobs, &req);
+    // Azure OpenAI: `/openai/deployments/{deployment}/...?api-version=...`, key in `api-key`.
+    let azure = path
+        .strip_prefix("/openai/deployments/")
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(d, p)| (d.to_string(), format!("/{p}")));
     if let Some(key) = &state.knobs.require_key {
-        let ok = req.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {key}"));
+        let ok = match azure {
+            Some(_) => req.headers().get("api-key").and_then(|v| v.to_str().ok()) == Some(key.as_str()),
+            None => req.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {key}")),
+        };
         if !ok {
             return error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key");
         }
     }
     let seen_auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let seen_api_key = req.headers().get("api-key").and_then(|v| v.to_str().ok()).map(str::to_string);
     let seen_host = req.headers().get("host").and_then(|v| v.to_str().ok()).map(str::to_string);
     let seen_request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
     let query = req.uri().query().map(str::to_string);
@@ -136,6 +145,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockB
     if let Ok(mut last) = state.last.lock() {
         *last = json!({
             "path": path, "query": query, "authorization": seen_auth, "host": seen_host,
+            "api_key": seen_api_key,
             "x_request_id": seen_request_id, "body_len": body_bytes.len(),
             "model": body.get("model"), "stream": body.get("stream"),
         });
@@ -146,7 +156,14 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockB
     if let Some(status) = b.fail_status {
         return fail(status, b.retry_after);
     }
-    match (&method, path.trim_start_matches("/v1")) {
+    let route = match &azure {
+        Some((_, rest)) if query.as_deref().is_some_and(|q| q.contains("api-version=")) => rest.as_str(),
+        Some(_) => {
+            return error(400, "Missing api-version query parameter.", "invalid_request_error", "missing_api_version")
+        }
+        None => path.trim_start_matches("/v1"),
+    };
+    match (&method, route) {
         (&Method::POST, "/chat/completions") => completion(&state, &body, &b, true),
         (&Method::POST, "/completions") => completion(&state, &body, &b, false),
         (&Method::POST, "/embeddings") => embeddings(&body),
