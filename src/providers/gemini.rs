@@ -749,4 +749,4 @@ pub(crate) fn map_error(status: u16, body: &[u8], retry_after: Option<u64>) -> M
 
 #[cfg(test)]
 #[path = "gemini_tests.rs"]
-mod tests;
+pub(crate) mod tests;
