@@ -393,3 +393,29 @@ fn sigv4_signature_changes_with_every_signed_input() {
     assert_ne!(s(&[("host", "a")], "a=1"), s(&[("host", "a")], "a=2"));
     assert_eq!(s(&[("host", "a")], "k=a%20b"), s(&[("host", "a")], "k=a b"));
 }
+
+#[test]
+fn stream_error_frames_and_cut_after_stop() {
+    let mut s = eventstream::encode_event("contentBlockDelta", br#"{"contentBlockIndex":0,"delta":{"text":"x"}}"#);
+    s.extend(eventstream::encode(
+        &[(":message-type", "error"), (":error-code", "InternalFailure"), (":error-message", "oops")],
+        b"",
+    ));
+    let (out, t) = run(&s, &[], true);
+    let events = sse_values(&out);
+    assert!(!t.completed());
+    assert_eq!(events.len(), 3, "{events:?}"); // role, text, error
+    assert_eq!(events[2]["error"]["code"], "InternalFailure");
+
+    // Cut after messageStop: the answer is whole, only usage is missing.
+    let mut s = eventstream::encode_event("messageStart", br#"{"role":"assistant"}"#);
+    s.extend(eventstream::encode_event("messageStop", br#"{"stopReason":"max_tokens"}"#));
+    let meta = eventstream::encode_event("metadata", br#"{"usage":{"inputTokens":1,"outputTokens":2}}"#);
+    s.extend(&meta[..meta.len() / 2]);
+    let (out, t) = run(&s, &[], true);
+    let events = sse_values(&out);
+    assert!(t.completed());
+    assert_eq!(t.usage(), None);
+    assert_eq!(events[1]["choices"][0]["finish_reason"], "length");
+    assert_eq!(events.last().unwrap(), "[DONE]");
+}

@@ -210,3 +210,52 @@ fn error_mapping() {
     assert_eq!(m(404, r#"[{"error":{"code":404,"message":"model not found","status":"NOT_FOUND"}}]"#).status, 502);
     assert_eq!(Gemini.map_error(429, b"{}", Some(3)).retry_after, Some(3));
 }
+
+#[test]
+fn stream_with_two_candidates_and_a_blocked_prompt() {
+    let input = concat!(
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"A\"}],\"role\":\"model\"},\"index\":0},",
+        "{\"content\":{\"parts\":[{\"text\":\"B\"}],\"role\":\"model\"},\"index\":1}]}\n\n",
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}],\"role\":\"model\"},\"finishReason\":\"STOP\",\"index\":0},",
+        "{\"content\":{\"parts\":[{\"text\":\"b\"}],\"role\":\"model\"},\"finishReason\":\"MAX_TOKENS\",\"index\":1}],",
+        "\"usageMetadata\":{\"promptTokenCount\":2,\"candidatesTokenCount\":4}}\n\n",
+    );
+    let (out, t) = run(input.as_bytes(), &[], false);
+    let events = sse_values(&out);
+    let per = |i: u64| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|e| e["choices"][0]["index"] == i)
+            .map(|e| json!([e["choices"][0]["delta"], e["choices"][0]["finish_reason"]]))
+            .collect()
+    };
+    assert_eq!(
+        per(0),
+        vec![
+            json!([{"role":"assistant","content":""}, null]),
+            json!([{"content":"A"}, null]),
+            json!([{"content":"a"}, null]),
+            json!([{}, "stop"])
+        ]
+    );
+    assert_eq!(
+        per(1),
+        vec![
+            json!([{"role":"assistant","content":""}, null]),
+            json!([{"content":"B"}, null]),
+            json!([{"content":"b"}, null]),
+            json!([{}, "length"])
+        ]
+    );
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    assert!(t.completed());
+
+    let blocked =
+        b"data: {\"promptFeedback\":{\"blockReason\":\"SAFETY\"},\"usageMetadata\":{\"promptTokenCount\":5}}\n\n";
+    let (out, t) = run(blocked, &[], true);
+    let events = sse_values(&out);
+    assert_eq!(events[0]["choices"][0]["finish_reason"], "content_filter");
+    assert_eq!(events[1]["usage"]["prompt_tokens"], 5);
+    assert_eq!(events[2], "[DONE]");
+    assert!(t.completed());
+}
