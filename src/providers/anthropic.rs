@@ -206,7 +206,8 @@ fn translate_messages(messages: &[Value], un: &Unsupported) -> Result<(Vec<Strin
                     .get("tool_call_id")
                     .and_then(Value::as_str)
                     .ok_or_else(|| invalid(format!("messages[{i}]: tool message without tool_call_id")))?;
-                let block = json!({ "type": "tool_result", "tool_use_id": id, "content": tool_result_content(content, un)? });
+                let block =
+                    json!({ "type": "tool_result", "tool_use_id": id, "content": tool_result_content(content, un)? });
                 push_message(&mut turns, "user", vec![block]);
             }
             "function" => un.check("messages[].role=function")?,
@@ -247,11 +248,10 @@ fn translate_tool_choice(choice: &Value) -> Result<Value, TranslateError> {
             other => Err(invalid(format!("tool_choice: unknown value `{other}`"))),
         },
         Value::Object(o) => {
-            let name = o
-                .get("function")
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid("tool_choice: expected {\"type\":\"function\",\"function\":{\"name\":...}}"))?;
+            let name =
+                o.get("function").and_then(|f| f.get("name")).and_then(Value::as_str).ok_or_else(|| {
+                    invalid("tool_choice: expected {\"type\":\"function\",\"function\":{\"name\":...}}")
+                })?;
             Ok(json!({ "type": "tool", "name": name }))
         }
         _ => Err(invalid("tool_choice: expected a string or an object")),
@@ -437,8 +437,8 @@ fn map_error(status: u16, body: &[u8], retry_after: Option<u64>) -> MappedError 
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let err = parsed.as_ref().and_then(|v| v.get("error"));
     let etype = err.and_then(|e| e.get("type")).and_then(Value::as_str).unwrap_or("");
-    let upstream_msg = err.and_then(|e| e.get("message")).and_then(Value::as_str).map(str::to_string).unwrap_or_else(
-        || {
+    let upstream_msg =
+        err.and_then(|e| e.get("message")).and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| {
             let text = String::from_utf8_lossy(body);
             let text = text.trim();
             if text.is_empty() {
@@ -446,8 +446,7 @@ fn map_error(status: u16, body: &[u8], retry_after: Option<u64>) -> MappedError 
             } else {
                 text.chars().take(300).collect()
             }
-        },
-    );
+        });
     let mapped = |status, kind, message: String, retry| MappedError { status, kind, message, retry_after: retry };
     match (status, etype) {
         (429, _) | (_, "rate_limit_error") => {
@@ -495,7 +494,6 @@ pub struct AnthropicStream {
     created: u64,
     /// The model as a JSON string literal, ready to splice.
     model: String,
-    public_model: String,
     include_usage: bool,
     /// Bytes of an incomplete line.
     partial: Vec<u8>,
@@ -521,7 +519,6 @@ impl AnthropicStream {
             id: fresh_id(),
             created: now_secs(),
             model: Value::String(public_model.to_string()).to_string(),
-            public_model: public_model.to_string(),
             include_usage,
             partial: Vec::new(),
             data: String::new(),
@@ -540,6 +537,13 @@ impl AnthropicStream {
 
     fn chunk(&self, out: &mut Vec<u8>, delta: Value, finish: Option<&str>) {
         let choice = json!({ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish });
+        self.chunk_head(out);
+        out.extend_from_slice(choice.to_string().as_bytes());
+        out.extend_from_slice(if self.include_usage { b"],\"usage\":null}\n\n" } else { b"]}\n\n" });
+    }
+
+    /// `data: {"id":..,"object":..,"created":..,"model":..,"choices":[` — fields in OpenAI's order.
+    fn chunk_head(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"data: {\"id\":\"");
         out.extend_from_slice(self.id.as_bytes());
         out.extend_from_slice(b"\",\"object\":\"chat.completion.chunk\",\"created\":");
@@ -547,8 +551,6 @@ impl AnthropicStream {
         out.extend_from_slice(b",\"model\":");
         out.extend_from_slice(self.model.as_bytes());
         out.extend_from_slice(b",\"choices\":[");
-        out.extend_from_slice(choice.to_string().as_bytes());
-        out.extend_from_slice(if self.include_usage { b"],\"usage\":null}\n\n" } else { b"]}\n\n" });
     }
 
     fn ensure_started(&mut self, out: &mut Vec<u8>) {
@@ -668,13 +670,10 @@ impl AnthropicStream {
                 }
                 self.completed = true;
                 if self.include_usage {
-                    let c = json!({
-                        "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                        "model": self.public_model, "choices": [], "usage": self.usage.openai(),
-                    });
-                    out.extend_from_slice(b"data: ");
-                    out.extend_from_slice(c.to_string().as_bytes());
-                    out.extend_from_slice(b"\n\n");
+                    self.chunk_head(out);
+                    out.extend_from_slice(b"],\"usage\":");
+                    out.extend_from_slice(self.usage.openai().to_string().as_bytes());
+                    out.extend_from_slice(b"}\n\n");
                 }
                 out.extend_from_slice(b"data: [DONE]\n\n");
             }
@@ -830,5 +829,399 @@ impl WireFormat for Anthropic {
 
     fn map_error(&self, status: u16, body: &[u8], retry_after: Option<u64>) -> MappedError {
         map_error(status, body, retry_after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQ_OPENAI: &str = include_str!("../../tests/data/anthropic/request_full.openai.json");
+    const REQ_ANTHROPIC: &str = include_str!("../../tests/data/anthropic/request_full.anthropic.json");
+    const RESP_TEXT: &str = include_str!("../../tests/data/anthropic/response_text.json");
+    const RESP_TOOL: &str = include_str!("../../tests/data/anthropic/response_tool_use.json");
+    const RESP_MAX: &str = include_str!("../../tests/data/anthropic/response_max_tokens.json");
+    const SSE_TEXT: &str = include_str!("../../tests/data/anthropic/stream_text.sse");
+    const SSE_TOOL: &str = include_str!("../../tests/data/anthropic/stream_tool_use.sse");
+    const SSE_ERROR: &str = include_str!("../../tests/data/anthropic/stream_error.sse");
+
+    fn fmt() -> Anthropic {
+        Anthropic::default()
+    }
+
+    fn translate(body: &Value, opts: &TranslateOptions) -> Result<Value, TranslateError> {
+        let r = fmt().translate_request(body.to_string().as_bytes(), "claude-x", false, opts)?;
+        Ok(serde_json::from_slice(&r.body).unwrap())
+    }
+
+    fn chat(extra: Value) -> Value {
+        let mut v = json!({ "model": "m", "messages": [{ "role": "user", "content": "hi" }] });
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v
+    }
+
+    #[test]
+    fn request_golden_full() {
+        let r = fmt()
+            .translate_request(REQ_OPENAI.as_bytes(), "claude-sonnet-4-20250514", true, &TranslateOptions::default())
+            .unwrap();
+        assert_eq!(r.path, "/v1/messages");
+        assert_eq!(
+            r.headers,
+            vec![
+                ("anthropic-version".to_string(), "2023-06-01".to_string()),
+                ("content-type".to_string(), "application/json".to_string())
+            ]
+        );
+        let got: Value = serde_json::from_slice(&r.body).unwrap();
+        let want: Value = serde_json::from_str(REQ_ANTHROPIC).unwrap();
+        assert_eq!(got, want, "\ngot:  {}\nwant: {}", serde_json::to_string_pretty(&got).unwrap(), want);
+    }
+
+    #[test]
+    fn request_minimal_defaults() {
+        let got = translate(&chat(json!({})), &TranslateOptions::default()).unwrap();
+        assert_eq!(
+            got,
+            json!({ "model": "claude-x", "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 4096 })
+        );
+        let opts = TranslateOptions { default_max_tokens: 77, ..Default::default() };
+        let got = translate(&chat(json!({ "max_tokens": 9, "stop": "x", "stream": true })), &opts).unwrap();
+        assert_eq!(got["max_tokens"], 9);
+        assert_eq!(got["stop_sequences"], json!(["x"]));
+        assert!(got.get("stream").is_none(), "stream follows the argument, not the body");
+        assert_eq!(translate(&chat(json!({})), &opts).unwrap()["max_tokens"], 77);
+    }
+
+    #[test]
+    fn request_tool_choice_variants() {
+        let tools = json!([{ "type": "function", "function": { "name": "f", "parameters": { "type": "object" } } }]);
+        let choice = |c: Value| {
+            let got = translate(&chat(json!({ "tools": tools, "tool_choice": c })), &TranslateOptions::default());
+            got.unwrap().get("tool_choice").cloned()
+        };
+        assert_eq!(choice(json!("auto")), Some(json!({ "type": "auto" })));
+        assert_eq!(choice(json!("none")), Some(json!({ "type": "none" })));
+        assert_eq!(choice(json!("required")), Some(json!({ "type": "any" })));
+        assert_eq!(
+            choice(json!({ "type": "function", "function": { "name": "f" } })),
+            Some(json!({ "type": "tool", "name": "f" }))
+        );
+        assert_eq!(choice(Value::Null), None);
+        assert!(matches!(
+            translate(&chat(json!({ "tools": tools, "tool_choice": "sometimes" })), &TranslateOptions::default()),
+            Err(TranslateError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn request_rejects_malformed() {
+        let bad = |v: Value| translate(&v, &TranslateOptions::default());
+        assert!(matches!(bad(json!({ "model": "m" })), Err(TranslateError::InvalidRequest(_))));
+        assert!(matches!(
+            bad(json!({ "model": "m", "messages": [{ "role": "system", "content": "only system" }] })),
+            Err(TranslateError::InvalidRequest(_))
+        ));
+        let args = json!([{ "role": "user", "content": "x" }, { "role": "assistant", "tool_calls": [
+            { "id": "a", "type": "function", "function": { "name": "f", "arguments": "{not json" } }] }]);
+        assert!(matches!(bad(json!({ "model": "m", "messages": args })), Err(TranslateError::InvalidRequest(_))));
+        let img = json!([{ "role": "user", "content": [{ "type": "image_url", "image_url": { "url": "ftp://x" } }] }]);
+        assert!(matches!(bad(json!({ "model": "m", "messages": img })), Err(TranslateError::InvalidRequest(_))));
+        assert!(fmt().translate_request(b"{nope", "m", false, &TranslateOptions::default()).is_err());
+    }
+
+    #[test]
+    fn unsupported_params_400_or_dropped() {
+        let strict = TranslateOptions::default();
+        let lax = TranslateOptions { drop_unsupported_params: true, ..Default::default() };
+        let cases = [
+            ("logit_bias", json!({ "logit_bias": { "50256": -100 } })),
+            ("logprobs", json!({ "logprobs": true })),
+            ("top_logprobs", json!({ "top_logprobs": 3 })),
+            ("presence_penalty", json!({ "presence_penalty": 0.5 })),
+            ("frequency_penalty", json!({ "frequency_penalty": -0.2 })),
+            ("n", json!({ "n": 2 })),
+            ("seed", json!({ "seed": 7 })),
+            ("response_format", json!({ "response_format": { "type": "json_object" } })),
+            ("response_format", json!({ "response_format": { "type": "json_schema", "json_schema": {} } })),
+        ];
+        for (param, extra) in cases {
+            let body = chat(extra);
+            assert_eq!(
+                translate(&body, &strict),
+                Err(TranslateError::Unsupported { param: param.to_string(), provider: "anthropic" }),
+                "{param}"
+            );
+            let dropped = translate(&body, &lax).unwrap();
+            assert_eq!(dropped, translate(&chat(json!({})), &strict).unwrap(), "{param} is dropped silently");
+        }
+        // Values that ask for nothing are not errors.
+        let harmless = json!({ "n": 1, "logprobs": false, "presence_penalty": 0, "seed": null,
+            "response_format": { "type": "text" }, "stream_options": { "include_usage": true }, "store": false });
+        assert!(translate(&chat(harmless), &strict).is_ok());
+    }
+
+    fn openai_response(fixture: &str) -> Value {
+        let out = fmt().translate_response(fixture.as_bytes(), "my-claude").unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-"));
+        assert!(v["created"].as_u64().unwrap() > 1_700_000_000);
+        assert_eq!(v["object"], "chat.completion");
+        assert_eq!(v["model"], "my-claude");
+        v
+    }
+
+    #[test]
+    fn response_text() {
+        let v = openai_response(RESP_TEXT);
+        assert_eq!(v["choices"][0]["message"]["role"], "assistant");
+        assert_eq!(v["choices"][0]["message"]["content"], "Hi! My name is Claude. How can I help?");
+        assert!(v["choices"][0]["message"].get("tool_calls").is_none());
+        assert_eq!(v["choices"][0]["finish_reason"], "stop");
+        assert_eq!(
+            v["usage"],
+            json!({ "prompt_tokens": 3995, "completion_tokens": 503, "total_tokens": 4498,
+                "prompt_tokens_details": { "cached_tokens": 1800 } })
+        );
+    }
+
+    #[test]
+    fn response_tool_use() {
+        let v = openai_response(RESP_TOOL);
+        let m = &v["choices"][0]["message"];
+        assert_eq!(m["content"], "I'll check the weather.");
+        assert_eq!(m["tool_calls"][0]["id"], "toolu_01A09q90qw90lq917835lq9");
+        assert_eq!(m["tool_calls"][0]["type"], "function");
+        assert_eq!(m["tool_calls"][0]["function"]["name"], "get_weather");
+        let args: Value = serde_json::from_str(m["tool_calls"][0]["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(args, json!({ "location": "San Francisco, CA", "unit": "celsius" }));
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(v["usage"]["prompt_tokens"], 472);
+        assert_eq!(v["usage"]["completion_tokens"], 89);
+    }
+
+    #[test]
+    fn response_max_tokens_and_stop_reasons() {
+        let v = openai_response(RESP_MAX);
+        assert_eq!(v["choices"][0]["finish_reason"], "length");
+        assert_eq!(v["choices"][0]["message"]["content"], "Once upon a time, there");
+        for (reason, want) in
+            [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls")]
+                .into_iter()
+                .chain([("refusal", "content_filter")])
+        {
+            let body = json!({ "type": "message", "content": [], "stop_reason": reason, "usage": {} });
+            assert_eq!(openai_response(&body.to_string())["choices"][0]["finish_reason"], want);
+        }
+        assert!(matches!(fmt().translate_response(b"<html>", "m"), Err(TranslateError::BadUpstream(_))));
+        let err = br#"{"type":"error","error":{"type":"api_error","message":"boom"}}"#;
+        assert!(matches!(fmt().translate_response(err, "m"), Err(TranslateError::BadUpstream(_))));
+    }
+
+    /// The OpenAI SSE events of a translated stream, with the random id and time made fixed.
+    fn run(chunks: &[&[u8]], include_usage: bool) -> (String, Box<dyn StreamTranslator>) {
+        let mut t = fmt().stream_translator("my-claude", include_usage);
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend(t.feed(c));
+        }
+        out.extend(t.finish());
+        (String::from_utf8(out).unwrap(), t)
+    }
+
+    fn events(sse: &str) -> Vec<Value> {
+        assert!(sse.ends_with("\n\n"));
+        sse.split("\n\n")
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                let d = e.strip_prefix("data: ").unwrap_or_else(|| panic!("not a data event: {e:?}"));
+                if d == "[DONE]" {
+                    Value::String("[DONE]".into())
+                } else {
+                    serde_json::from_str(d).unwrap()
+                }
+            })
+            .collect()
+    }
+
+    fn deltas(evs: &[Value]) -> Vec<Value> {
+        evs.iter().filter(|e| e.get("choices").is_some_and(|c| !c.as_array().unwrap().is_empty())).cloned().collect()
+    }
+
+    #[test]
+    fn stream_text() {
+        let (out, t) = run(&[SSE_TEXT.as_bytes()], true);
+        let evs = events(&out);
+        let first = &evs[0];
+        assert_eq!(first["object"], "chat.completion.chunk");
+        assert_eq!(first["model"], "my-claude");
+        assert_eq!(first["choices"][0]["delta"], json!({ "role": "assistant", "content": "" }));
+        assert!(first["usage"].is_null() && first.get("usage").is_some());
+        let ids: Vec<&Value> = evs.iter().filter_map(|e| e.get("id")).collect();
+        assert!(ids.windows(2).all(|w| w[0] == w[1]), "one id for the whole stream");
+        let d = deltas(&evs);
+        let text: String = d.iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(text, "Hello, wörld — \"quoted\" ✓");
+        assert_eq!(d.len(), 5, "role, three text deltas, finish");
+        assert_eq!(d.last().unwrap()["choices"][0]["finish_reason"], "stop");
+        assert_eq!(d.last().unwrap()["choices"][0]["delta"], json!({}));
+        let usage = &evs[evs.len() - 2];
+        assert_eq!(usage["choices"], json!([]));
+        assert_eq!(
+            usage["usage"],
+            json!({ "prompt_tokens": 35, "completion_tokens": 15, "total_tokens": 50,
+                "prompt_tokens_details": { "cached_tokens": 10 } })
+        );
+        assert_eq!(evs.last().unwrap(), "[DONE]");
+        assert!(t.completed());
+        assert_eq!(
+            t.usage(),
+            Some(Usage { prompt_tokens: 35, completion_tokens: 15, cached_tokens: 10, estimated: false })
+        );
+
+        // Without include_usage: no usage chunk, no `usage` key at all.
+        let (out, _) = run(&[SSE_TEXT.as_bytes()], false);
+        assert!(!out.contains("usage"));
+        assert!(out.ends_with("data: [DONE]\n\n"));
+    }
+
+    #[test]
+    fn stream_tool_use() {
+        let (out, t) = run(&[SSE_TOOL.as_bytes()], false);
+        let evs = events(&out);
+        let d = deltas(&evs);
+        let text: String = d.iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(text, "Okay, let's check the weather for San Francisco, CA:");
+        let calls: Vec<&Value> = d.iter().filter_map(|e| e["choices"][0]["delta"].get("tool_calls")).collect();
+        assert_eq!(
+            calls[0],
+            &json!([{ "index": 0, "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "type": "function",
+                "function": { "name": "get_weather", "arguments": "" } }])
+        );
+        let args = |i: u64| -> String {
+            calls.iter().filter(|c| c[0]["index"] == i).filter_map(|c| c[0]["function"]["arguments"].as_str()).collect()
+        };
+        let a0: Value = serde_json::from_str(&args(0)).unwrap();
+        assert_eq!(a0, json!({ "location": "San Francisco, CA", "unit": "fahrenheit" }));
+        assert_eq!(calls.iter().filter(|c| c[0]["index"] == 0).count(), 4, "start + three non-empty fragments");
+        assert_eq!(calls.iter().find(|c| c[0]["index"] == 1).unwrap()[0]["id"], "toolu_02Time");
+        assert_eq!(args(1), "{}");
+        assert_eq!(d.last().unwrap()["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(evs.last().unwrap(), "[DONE]");
+        assert!(t.completed());
+        assert_eq!(t.usage().unwrap().prompt_tokens, 472);
+        assert_eq!(t.usage().unwrap().completion_tokens, 89);
+    }
+
+    /// Replaces the random id and creation time so two runs compare equal.
+    fn normalise(sse: &str) -> String {
+        let re =
+            regex::Regex::new(r#""id":"chatcmpl-[0-9a-f]+","object":"chat.completion.chunk","created":\d+"#).unwrap();
+        re.replace_all(sse, r#""id":"X","object":"chat.completion.chunk","created":0"#).into_owned()
+    }
+
+    #[test]
+    fn stream_split_at_every_byte_is_identical() {
+        for (fixture, include_usage) in [(SSE_TEXT, true), (SSE_TOOL, true), (SSE_ERROR, false)] {
+            let bytes = fixture.as_bytes();
+            let (whole, _) = run(&[bytes], include_usage);
+            let whole = normalise(&whole);
+            for at in 0..=bytes.len() {
+                let (a, b) = bytes.split_at(at);
+                let (split, _) = run(&[a, b], include_usage);
+                assert_eq!(normalise(&split), whole, "split at byte {at}");
+            }
+            // One byte at a time, and with CRLF line endings.
+            let singles: Vec<&[u8]> = bytes.chunks(1).collect();
+            assert_eq!(normalise(&run(&singles, include_usage).0), whole);
+            let crlf = fixture.replace('\n', "\r\n");
+            let crlf: Vec<&[u8]> = crlf.as_bytes().chunks(7).collect();
+            assert_eq!(normalise(&run(&crlf, include_usage).0), whole);
+        }
+    }
+
+    #[test]
+    fn stream_emits_as_events_complete() {
+        let mut t = fmt().stream_translator("m", false);
+        let (start, rest) = SSE_TEXT.split_at(SSE_TEXT.find("event: content_block_start").unwrap());
+        let out = String::from_utf8(t.feed(start.as_bytes())).unwrap();
+        assert!(out.contains(r#""role":"assistant""#), "role chunk right after message_start");
+        let half = rest.find(r#""text":"Hello"#).unwrap();
+        assert!(!String::from_utf8(t.feed(&rest.as_bytes()[..half])).unwrap().contains("Hello"));
+        let out = String::from_utf8(t.feed(&rest.as_bytes()[half..])).unwrap();
+        assert!(out.contains("Hello") && out.ends_with("data: [DONE]\n\n"));
+        assert!(t.finish().is_empty(), "[DONE] already sent at message_stop");
+    }
+
+    #[test]
+    fn stream_cut_short() {
+        let cut = &SSE_TEXT[..SSE_TEXT.find("event: message_delta").unwrap()];
+        let (out, t) = run(&[cut.as_bytes()], true);
+        assert!(!out.contains("[DONE]"));
+        let evs = events(&out);
+        let last = evs.last().unwrap();
+        assert_eq!(last["error"]["type"], "server_error");
+        assert!(last["error"]["message"].as_str().unwrap().contains("message_stop"));
+        assert_eq!(evs.iter().filter(|e| e.get("error").is_some()).count(), 1);
+        assert!(!t.completed());
+        assert_eq!(t.usage().unwrap().prompt_tokens, 35, "input tokens known from message_start");
+        // Cut in the middle of a line: the fragment is not mistaken for an event.
+        let (out, t) = run(&[&SSE_TEXT.as_bytes()[..SSE_TEXT.len() - 10]], false);
+        assert!(!out.contains("[DONE]") && out.contains(r#"{"error":"#));
+        assert!(!t.completed());
+    }
+
+    #[test]
+    fn stream_error_event() {
+        let (out, t) = run(&[SSE_ERROR.as_bytes()], true);
+        assert!(!out.contains("[DONE]"));
+        let evs = events(&out);
+        assert_eq!(
+            deltas(&evs).iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect::<String>(),
+            "Partial"
+        );
+        let last = evs.last().unwrap();
+        assert_eq!(last["error"]["code"], "overloaded");
+        assert!(last["error"]["message"].as_str().unwrap().contains("Overloaded"));
+        assert_eq!(evs.iter().filter(|e| e.get("error").is_some()).count(), 1);
+        assert!(!t.completed());
+    }
+
+    #[test]
+    fn error_mapping_table() {
+        let body = |t: &str, m: &str| json!({ "type": "error", "error": { "type": t, "message": m } }).to_string();
+        /// status, body, retry-after in → status, kind, retry-after out
+        type Case = (u16, String, Option<u64>, u16, &'static str, Option<u64>);
+        let cases: &[Case] = &[
+            (429, body("rate_limit_error", "slow down"), Some(12), 429, "rate_limit_error", Some(12)),
+            (529, body("overloaded_error", "Overloaded"), None, 503, "server_error", None),
+            (529, body("overloaded_error", "Overloaded"), Some(3), 503, "server_error", Some(3)),
+            (401, body("authentication_error", "invalid x-api-key"), None, 502, "server_error", None),
+            (403, body("permission_error", "no access"), None, 502, "server_error", None),
+            (400, body("invalid_request_error", "max_tokens: too big"), None, 400, "invalid_request_error", None),
+            (413, body("request_too_large", "too large"), None, 400, "invalid_request_error", None),
+            (404, body("not_found_error", "model: claude-nope"), None, 502, "server_error", None),
+            (500, body("api_error", "Internal server error"), None, 502, "server_error", None),
+            (502, "<html>bad gateway</html>".to_string(), None, 502, "server_error", None),
+            (503, String::new(), None, 502, "server_error", None),
+        ];
+        for (status, b, retry, want_status, want_kind, want_retry) in cases {
+            let m = fmt().map_error(*status, b.as_bytes(), *retry);
+            assert_eq!((m.status, m.kind, m.retry_after), (*want_status, *want_kind, *want_retry), "{status} {b}");
+            assert!(!m.message.is_empty());
+        }
+        let auth = fmt().map_error(401, body("authentication_error", "invalid x-api-key").as_bytes(), None);
+        assert!(auth.message.contains("upstream authentication failed"));
+        let inv = fmt().map_error(400, body("invalid_request_error", "max_tokens: too big").as_bytes(), None);
+        assert!(inv.message.contains("max_tokens: too big"));
+    }
+
+    #[test]
+    fn version_header_is_configurable() {
+        let a = Anthropic { version: "2024-01-01".into() };
+        let r =
+            a.translate_request(br#"{"messages":[{"role":"user","content":"x"}]}"#, "c", false, &Default::default());
+        assert_eq!(r.unwrap().headers[0], ("anthropic-version".to_string(), "2024-01-01".to_string()));
+        assert_eq!(a.kind(), "anthropic");
     }
 }
