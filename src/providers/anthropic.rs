@@ -3,8 +3,10 @@
 //!
 //! Pure translation: no I/O, no config. Auth (`x-api-key`) is added by the gateway.
 
+use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::translate::{MappedError, ProviderRequest, StreamTranslator, TranslateError, TranslateOptions, WireFormat};
@@ -535,11 +537,31 @@ impl AnthropicStream {
         }
     }
 
-    fn chunk(&self, out: &mut Vec<u8>, delta: Value, finish: Option<&str>) {
-        let choice = json!({ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish });
+    /// One chunk; `delta` is the delta object's JSON, `finish` a `finish_reason`.
+    fn chunk(&self, out: &mut Vec<u8>, delta: &str, finish: Option<&str>) {
         self.chunk_head(out);
-        out.extend_from_slice(choice.to_string().as_bytes());
-        out.extend_from_slice(if self.include_usage { b"],\"usage\":null}\n\n" } else { b"]}\n\n" });
+        out.extend_from_slice(b"{\"index\":0,\"delta\":");
+        out.extend_from_slice(delta.as_bytes());
+        out.extend_from_slice(b",\"logprobs\":null,\"finish_reason\":");
+        match finish {
+            Some(f) => {
+                out.push(b'"');
+                out.extend_from_slice(f.as_bytes());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(if self.include_usage { b"}],\"usage\":null}\n\n" } else { b"}]}\n\n" });
+    }
+
+    /// A `delta.content` chunk, the text escaped straight into `out`.
+    fn text_chunk(&self, out: &mut Vec<u8>, text: &str) {
+        self.chunk_head(out);
+        out.extend_from_slice(b"{\"index\":0,\"delta\":{\"content\":");
+        // Writing a &str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, text);
+        out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":null");
+        out.extend_from_slice(if self.include_usage { b"}],\"usage\":null}\n\n" } else { b"}]}\n\n" });
     }
 
     /// `data: {"id":..,"object":..,"created":..,"model":..,"choices":[` — fields in OpenAI's order.
@@ -556,7 +578,7 @@ impl AnthropicStream {
     fn ensure_started(&mut self, out: &mut Vec<u8>) {
         if !self.started {
             self.started = true;
-            self.chunk(out, json!({ "role": "assistant", "content": "" }), None);
+            self.chunk(out, r#"{"role":"assistant","content":""}"#, None);
         }
     }
 
@@ -589,17 +611,16 @@ impl AnthropicStream {
         if data.is_empty() || self.completed || self.error.is_some() {
             return;
         }
-        let v: Value = match serde_json::from_str(&data) {
+        let v: StreamEvent = match serde_json::from_str(&data) {
             Ok(v) => v,
             Err(e) => {
                 self.error = Some(stream_error_json("", &format!("anthropic sent an unreadable event: {e}")));
                 return;
             }
         };
-        let kind = v.get("type").and_then(Value::as_str).unwrap_or(event.as_str());
-        match kind {
+        match v.kind.as_deref().unwrap_or(event.as_str()) {
             "message_start" => {
-                if let Some(u) = v.pointer("/message/usage") {
+                if let Some(u) = v.message.as_ref().and_then(|m| m.usage.as_ref()) {
                     self.usage.update(u);
                     self.usage_seen = true;
                 }
@@ -607,58 +628,56 @@ impl AnthropicStream {
             }
             "content_block_start" => {
                 self.ensure_started(out);
-                let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let block = v.get("content_block").unwrap_or(&Value::Null);
+                let block = v.content_block.unwrap_or(Value::Null);
                 match block.get("type").and_then(Value::as_str) {
                     Some("text") => {
                         if let Some(t) = block.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-                            self.chunk(out, json!({ "content": t }), None);
+                            self.text_chunk(out, t);
                         }
                     }
                     Some("tool_use") => {
                         let n = self.next_tool;
                         self.next_tool += 1;
-                        self.tool_index.push((index, n));
+                        self.tool_index.push((v.index, n));
                         let call = json!({
                             "index": n, "id": block.get("id"), "type": "function",
                             "function": { "name": block.get("name"), "arguments": "" },
                         });
-                        self.chunk(out, json!({ "tool_calls": [call] }), None);
+                        self.chunk(out, &json!({ "tool_calls": [call] }).to_string(), None);
                     }
                     _ => {} // thinking, redacted_thinking, server tools: not part of OpenAI's answer
                 }
             }
             "content_block_delta" => {
                 self.ensure_started(out);
-                let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let delta = v.get("delta").unwrap_or(&Value::Null);
-                match delta.get("type").and_then(Value::as_str) {
+                let Some(delta) = v.delta else { return };
+                match delta.kind.as_deref() {
                     Some("text_delta") => {
-                        if let Some(t) = delta.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-                            self.chunk(out, json!({ "content": t }), None);
+                        if let Some(t) = delta.text.as_deref().filter(|t| !t.is_empty()) {
+                            self.text_chunk(out, t);
                         }
                     }
                     Some("input_json_delta") => {
-                        let part = delta.get("partial_json").and_then(Value::as_str).unwrap_or("");
-                        let tool = self.tool_index.iter().find(|(i, _)| *i == index).map(|(_, n)| *n);
+                        let part = delta.partial_json.as_deref().unwrap_or("");
+                        let tool = self.tool_index.iter().find(|(i, _)| *i == v.index).map(|(_, n)| *n);
                         if let (false, Some(n)) = (part.is_empty(), tool) {
                             let call = json!({ "index": n, "function": { "arguments": part } });
-                            self.chunk(out, json!({ "tool_calls": [call] }), None);
+                            self.chunk(out, &json!({ "tool_calls": [call] }).to_string(), None);
                         }
                     }
                     _ => {} // thinking_delta, signature_delta, citations_delta
                 }
             }
             "message_delta" => {
-                if let Some(u) = v.get("usage") {
+                if let Some(u) = &v.usage {
                     self.usage.update(u);
                     self.usage_seen = true;
                 }
-                if let Some(reason) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                if let Some(reason) = v.delta.as_ref().and_then(|d| d.stop_reason.as_deref()) {
                     self.ensure_started(out);
                     if !self.finish_sent {
                         self.finish_sent = true;
-                        self.chunk(out, json!({}), Some(finish_reason(Some(reason))));
+                        self.chunk(out, "{}", Some(finish_reason(Some(reason))));
                     }
                 }
             }
@@ -666,7 +685,7 @@ impl AnthropicStream {
                 self.ensure_started(out);
                 if !self.finish_sent {
                     self.finish_sent = true;
-                    self.chunk(out, json!({}), Some("stop"));
+                    self.chunk(out, "{}", Some("stop"));
                 }
                 self.completed = true;
                 if self.include_usage {
@@ -678,7 +697,7 @@ impl AnthropicStream {
                 out.extend_from_slice(b"data: [DONE]\n\n");
             }
             "error" => {
-                let e = v.get("error").unwrap_or(&Value::Null);
+                let e = v.error.unwrap_or(Value::Null);
                 let etype = e.get("type").and_then(Value::as_str).unwrap_or("api_error");
                 let msg = e.get("message").and_then(Value::as_str).unwrap_or("anthropic stream error");
                 self.error = Some(stream_error_json(etype, &format!("anthropic: {msg}")));
@@ -686,6 +705,43 @@ impl AnthropicStream {
             _ => {} // ping, content_block_stop, and events added later
         }
     }
+}
+
+/// One Anthropic stream event; the hot fields (text deltas) borrow from the event's bytes.
+#[derive(Deserialize)]
+struct StreamEvent<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default)]
+    index: u64,
+    #[serde(default, borrow)]
+    delta: Option<StreamDelta<'a>>,
+    #[serde(default)]
+    content_block: Option<Value>,
+    #[serde(default)]
+    message: Option<StreamMessage>,
+    #[serde(default)]
+    usage: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct StreamDelta<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    partial_json: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    stop_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct StreamMessage {
+    #[serde(default)]
+    usage: Option<Value>,
 }
 
 impl StreamTranslator for AnthropicStream {
