@@ -1273,6 +1273,68 @@ mod tests {
     }
 
     #[test]
+    fn request_merges_turns_and_handles_parts() {
+        let strict = TranslateOptions::default();
+        let body = json!({ "model": "m", "messages": [
+            { "role": "developer", "content": "Rules." },
+            { "role": "user", "content": "a" },
+            { "role": "assistant", "content": "b" },
+            { "role": "assistant", "content": [{ "type": "text", "text": "c" }] },
+            { "role": "user", "content": "" },
+            { "role": "user", "content": [{ "type": "input_audio", "input_audio": { "data": "x", "format": "wav" } },
+                { "type": "text", "text": "d" }] },
+        ], "tools": [{ "type": "function", "function": { "name": "f" } }] });
+        assert_eq!(
+            translate(&body, &strict),
+            Err(TranslateError::Unsupported {
+                param: "messages[].content[].type=input_audio".into(),
+                provider: "anthropic"
+            })
+        );
+        let got = translate(&body, &TranslateOptions { drop_unsupported_params: true, ..Default::default() }).unwrap();
+        assert_eq!(got["system"], "Rules.");
+        assert_eq!(
+            got["messages"],
+            json!([
+                { "role": "user", "content": "a" },
+                { "role": "assistant", "content": [{ "type": "text", "text": "b" }, { "type": "text", "text": "c" }] },
+                { "role": "user", "content": "d" },
+            ])
+        );
+        assert!(got.get("tool_choice").is_none(), "auto is Anthropic's default");
+        assert_eq!(got["tools"][0], json!({ "name": "f", "input_schema": { "type": "object", "properties": {} } }));
+    }
+
+    #[test]
+    fn stream_skips_thinking_blocks_and_maps_tool_indexes() {
+        let sse = [
+            r#"{"type":"message_start","message":{"usage":{"input_tokens":3,"output_tokens":1}}}"#,
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#,
+            r#"{"type":"content_block_stop","index":0}"#,
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t1","name":"f","input":{}}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\":1}"}}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":7}}"#,
+            r#"{"type":"message_stop"}"#,
+        ]
+        .iter()
+        .map(|d| format!("data: {d}
+
+"))
+        .collect::<String>();
+        let (out, t) = run(&[sse.as_bytes()], false);
+        assert!(!out.contains("hmm"));
+        let evs = events(&out);
+        let calls: Vec<&Value> = evs.iter().filter_map(|e| e["choices"][0]["delta"].get("tool_calls")).collect();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0][0]["index"], 0);
+        assert_eq!(calls[0][0]["id"], "t1");
+        assert_eq!(calls[1][0], json!({ "index": 0, "function": { "arguments": "{\"a\":1}" } }));
+        assert!(t.completed());
+        assert_eq!(t.usage().unwrap().completion_tokens, 7);
+    }
+
+    #[test]
     fn version_header_is_configurable() {
         let a = Anthropic { version: "2024-01-01".into() };
         let r =
