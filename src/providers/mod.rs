@@ -1,6 +1,7 @@
 //! Upstream providers: how to reach one (address, TLS, auth headers, timeouts) and how its wire
 //! format maps to ours. One file per wire format; `openai` and `azure` speak OpenAI's.
 
+pub mod anthropic;
 pub mod bedrock;
 pub mod gemini;
 pub mod openai;

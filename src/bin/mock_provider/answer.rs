@@ -66,6 +66,38 @@ pub fn answer_tokens(prompt: &str, n: usize) -> Vec<String> {
     out
 }
 
+/// Which tool a mock answer calls, if any: the one `forced` names (an `x-mock-tool` header or a
+/// forced tool choice), else the first offered tool whose name the prompt mentions.
+pub fn tool_to_call(offered: &[&str], prompt: &str, forced: Option<&str>) -> Option<String> {
+    if offered.is_empty() {
+        return None;
+    }
+    if let Some(name) = forced {
+        return Some(name.to_string());
+    }
+    offered.iter().find(|name| prompt.contains(**name)).map(|name| name.to_string())
+}
+
+/// Deterministic arguments for a tool call, shaped by its JSON schema's `properties`: strings
+/// get `mock-<name>` (or the first `enum` value), numbers 1, booleans true.
+pub fn tool_input(schema: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        for (name, p) in props {
+            let v = match (p.get("enum").and_then(|e| e.get(0)), p.get("type").and_then(Value::as_str)) {
+                (Some(first), _) => first.clone(),
+                (None, Some("integer" | "number")) => Value::from(1),
+                (None, Some("boolean")) => Value::Bool(true),
+                (None, Some("array")) => Value::Array(Vec::new()),
+                (None, Some("object")) => Value::Object(serde_json::Map::new()),
+                _ => Value::String(format!("mock-{name}")),
+            };
+            out.insert(name.clone(), v);
+        }
+    }
+    Value::Object(out)
+}
+
 /// A deterministic unit-length embedding of `dims` floats.
 pub fn embedding(text: &str, dims: usize) -> Vec<f32> {
     let mut seed = fnv(text.as_bytes());
@@ -95,6 +127,20 @@ mod tests {
         assert_eq!(a.concat().split(' ').take(5).collect::<Vec<_>>(), ["mock", "answer", "to:", "hello", "world"]);
         assert_eq!(a, answer_tokens("hello world", 8));
         assert_ne!(answer_tokens("a", 8), answer_tokens("b", 8));
+    }
+
+    #[test]
+    fn tools_are_chosen_by_prompt_or_force() {
+        assert_eq!(
+            tool_to_call(&["get_weather", "get_time"], "please get_time now", None).as_deref(),
+            Some("get_time")
+        );
+        assert_eq!(tool_to_call(&["get_weather"], "hello", None), None);
+        assert_eq!(tool_to_call(&["get_weather"], "hello", Some("x")).as_deref(), Some("x"));
+        assert_eq!(tool_to_call(&[], "get_weather", Some("x")), None);
+        let schema = serde_json::json!({ "properties": { "city": { "type": "string" }, "n": { "type": "integer" },
+            "unit": { "type": "string", "enum": ["celsius", "fahrenheit"] } } });
+        assert_eq!(tool_input(&schema), serde_json::json!({ "city": "mock-city", "n": 1, "unit": "celsius" }));
     }
 
     #[test]

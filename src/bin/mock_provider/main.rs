@@ -1,13 +1,15 @@
 //! `mock-provider`: a realistic OpenAI-compatible upstream for tests and load tests.
 //!
 //! Speaks Chat Completions, Completions, Embeddings and Models (JSON and SSE, with `usage` and
-//! the final usage chunk when `stream_options.include_usage` is set). Answers are deterministic
+//! the final usage chunk when `stream_options.include_usage` is set). Also speaks Anthropic
+//! Messages on `POST /v1/messages` (see `anthropic.rs`). Answers are deterministic
 //! functions of the prompt. Latency, streaming speed, answer length, error statuses and
 //! mid-stream disconnects are set by flags, or per request by `x-mock-*` headers.
 //!
 //! `cargo run --release --bin mock-provider -- --listen 127.0.0.1:9001`
 
 mod answer;
+mod anthropic;
 mod openai;
 
 use std::convert::Infallible;
@@ -48,7 +50,8 @@ pub struct Knobs {
     /// Drop the connection after this many SSE chunks (no terminating chunk, no [DONE]).
     #[arg(long)]
     pub cut_after_chunks: Option<usize>,
-    /// Reject requests whose `Authorization` is not `Bearer <KEY>` with a 401.
+    /// Reject requests whose `Authorization` is not `Bearer <KEY>` (on `/v1/messages`: whose
+    /// `x-api-key` is not `<KEY>`) with a 401.
     #[arg(long)]
     pub require_key: Option<String>,
     /// Worker threads.

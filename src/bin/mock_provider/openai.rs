@@ -21,8 +21,8 @@ use super::Knobs;
 pub type MockBody = BoxBody<Bytes, io::Error>;
 
 #[derive(Default)]
-struct Counters {
-    requests: AtomicU64,
+pub(super) struct Counters {
+    pub(super) requests: AtomicU64,
     streams_started: AtomicU64,
     streams_completed: AtomicU64,
     /// Streams whose client went away before the end (the gateway cancelled upstream).
@@ -31,11 +31,11 @@ struct Counters {
 }
 
 pub struct State {
-    knobs: Knobs,
-    counters: Counters,
+    pub(super) knobs: Knobs,
+    pub(super) counters: Counters,
     /// What the last proxied request looked like, for tests: path, headers of note, body.
-    last: Mutex<Value>,
-    next_id: AtomicU64,
+    pub(super) last: Mutex<Value>,
+    pub(super) next_id: AtomicU64,
 }
 
 impl State {
@@ -45,13 +45,13 @@ impl State {
 }
 
 /// Per-request knobs: flags, overridden by `x-mock-*` headers.
-struct Behaviour {
-    latency_ms: u64,
-    tokens_per_sec: u64,
-    answer_tokens: usize,
-    fail_status: Option<u16>,
-    retry_after: u64,
-    cut_after_chunks: Option<usize>,
+pub(super) struct Behaviour {
+    pub(super) latency_ms: u64,
+    pub(super) tokens_per_sec: u64,
+    pub(super) answer_tokens: usize,
+    pub(super) fail_status: Option<u16>,
+    pub(super) retry_after: u64,
+    pub(super) cut_after_chunks: Option<usize>,
 }
 
 fn behaviour(k: &Knobs, req: &Request<Incoming>) -> Behaviour {
@@ -68,7 +68,7 @@ fn behaviour(k: &Knobs, req: &Request<Incoming>) -> Behaviour {
     }
 }
 
-fn full(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<MockBody> {
+pub(super) fn full(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<MockBody> {
     let body: Bytes = body.into();
     Response::builder()
         .status(status)
@@ -83,7 +83,7 @@ fn error(status: u16, message: &str, kind: &str, code: &str) -> Response<MockBod
     full(status, "application/json", body.to_string())
 }
 
-fn now_secs() -> u64 {
+pub(super) fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
@@ -111,6 +111,9 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockB
     }
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
     let b = behaviour(&state.knobs, &req);
+    if method == Method::POST && path.trim_end_matches('/') == "/v1/messages" {
+        return super::anthropic::handle(state, req, b).await;
+    }
     // Azure OpenAI: `/openai/deployments/{deployment}/...?api-version=...`, key in `api-key`.
     let azure = path
         .strip_prefix("/openai/deployments/")
@@ -261,7 +264,7 @@ fn completion(state: &Arc<State>, body: &Value, b: &Behaviour, chat: bool) -> Re
     stream_events(state, events, b)
 }
 
-fn stream_events(state: &Arc<State>, events: Vec<Bytes>, b: &Behaviour) -> Response<MockBody> {
+pub(super) fn stream_events(state: &Arc<State>, events: Vec<Bytes>, b: &Behaviour) -> Response<MockBody> {
     state.counters.streams_started.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
     let gap = (b.tokens_per_sec > 0).then(|| Duration::from_secs_f64(1.0 / b.tokens_per_sec as f64));
