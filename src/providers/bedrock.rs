@@ -12,7 +12,9 @@ use super::gemini::{
     check_unsupported, completion_json, content_text, error_kind, new_id, parse_arguments, parse_data_url, sse_error,
     stop_list, unix_now, ChunkWriter, DONE,
 };
-use super::translate::{MappedError, ProviderRequest, StreamTranslator, TranslateError, TranslateOptions, WireFormat};
+use super::translate::{
+    push_merged, MappedError, ProviderRequest, StreamTranslator, TranslateError, TranslateOptions, WireFormat,
+};
 use crate::spend::usage::Usage;
 
 pub struct Bedrock;
@@ -120,21 +122,6 @@ fn content_blocks(content: &Value) -> Result<Vec<Value>, TranslateError> {
     }
 }
 
-/// Appends blocks under `role`, merging with the previous message when it has the same role
-/// (Converse wants user and assistant to alternate).
-fn push_message(messages: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
-    if blocks.is_empty() {
-        return;
-    }
-    if let Some(last) = messages.last_mut() {
-        if last["role"] == role {
-            last["content"].as_array_mut().expect("content is an array").extend(blocks);
-            return;
-        }
-    }
-    messages.push(json!({"role": role, "content": blocks}));
-}
-
 fn build_request(req: &Value, opts: &TranslateOptions) -> Result<Value, TranslateError> {
     if !req.is_object() {
         return Err(invalid("the request body must be a JSON object"));
@@ -163,7 +150,7 @@ fn build_request(req: &Value, opts: &TranslateOptions) -> Result<Value, Translat
                     system.push(json!({"text": text}));
                 }
             }
-            Some("user") => push_message(&mut out, "user", content_blocks(&m["content"])?),
+            Some("user") => push_merged(&mut out, "user", "content", content_blocks(&m["content"])?),
             Some("assistant") => {
                 let mut blocks = Vec::new();
                 let text = content_text(&m["content"]);
@@ -176,14 +163,15 @@ fn build_request(req: &Value, opts: &TranslateOptions) -> Result<Value, Translat
                     let input = parse_arguments(&call["function"]["arguments"])?;
                     blocks.push(json!({"toolUse": {"toolUseId": id, "name": name, "input": input}}));
                 }
-                push_message(&mut out, "assistant", blocks);
+                push_merged(&mut out, "assistant", "content", blocks);
             }
             Some("tool") => {
                 let id = m["tool_call_id"].as_str().ok_or_else(|| invalid("tool message without a tool_call_id"))?;
                 let text = content_text(&m["content"]);
-                push_message(
+                push_merged(
                     &mut out,
                     "user",
+                    "content",
                     vec![json!({"toolResult": {"toolUseId": id, "content": [{"text": text}]}})],
                 );
             }

@@ -10,7 +10,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::translate::{MappedError, ProviderRequest, StreamTranslator, TranslateError, TranslateOptions, WireFormat};
+use super::translate::{
+    push_merged, MappedError, ProviderRequest, StreamTranslator, TranslateError, TranslateOptions, WireFormat,
+};
 use crate::spend::usage::Usage;
 
 pub struct Gemini;
@@ -256,20 +258,6 @@ fn content_parts(content: &Value) -> Result<Vec<Value>, TranslateError> {
     }
 }
 
-/// Appends parts under `role`, merging with the previous turn when it has the same role.
-fn push_turn(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
-    if parts.is_empty() {
-        return;
-    }
-    if let Some(last) = contents.last_mut() {
-        if last["role"] == role {
-            last["parts"].as_array_mut().expect("parts is an array").extend(parts);
-            return;
-        }
-    }
-    contents.push(json!({"role": role, "parts": parts}));
-}
-
 /// Gemini's `responseSchema` is an OpenAPI subset: drop the JSON Schema keywords it rejects.
 fn gemini_schema(schema: &Value) -> Value {
     match schema {
@@ -303,7 +291,7 @@ fn build_request(req: &Value, opts: &TranslateOptions) -> Result<Value, Translat
                     system.push(json!({"text": text}));
                 }
             }
-            Some("user") => push_turn(&mut contents, "user", content_parts(&m["content"])?),
+            Some("user") => push_merged(&mut contents, "user", "parts", content_parts(&m["content"])?),
             Some("assistant") => {
                 let mut parts = Vec::new();
                 let text = content_text(&m["content"]);
@@ -318,7 +306,7 @@ fn build_request(req: &Value, opts: &TranslateOptions) -> Result<Value, Translat
                     }
                     parts.push(json!({"functionCall": {"name": name, "args": args}}));
                 }
-                push_turn(&mut contents, "model", parts);
+                push_merged(&mut contents, "model", "parts", parts);
             }
             Some("tool") => {
                 let id = m["tool_call_id"].as_str().unwrap_or_default();
@@ -334,9 +322,10 @@ fn build_request(req: &Value, opts: &TranslateOptions) -> Result<Value, Translat
                     Ok(v @ Value::Object(_)) => v,
                     _ => json!({"content": text}),
                 };
-                push_turn(
+                push_merged(
                     &mut contents,
                     "user",
+                    "parts",
                     vec![json!({"functionResponse": {"name": name, "response": response}})],
                 );
             }

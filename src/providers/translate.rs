@@ -98,3 +98,20 @@ pub trait StreamTranslator: Send {
     /// Whether the provider's terminal event arrived (the answer is complete and cacheable).
     fn completed(&self) -> bool;
 }
+
+/// Appends `items` as a turn of `role` under `field` (`content`, `parts`...), merged into the
+/// previous turn when it has the same role: providers that want user and assistant to alternate.
+pub(crate) fn push_merged(turns: &mut Vec<serde_json::Value>, role: &str, field: &str, items: Vec<serde_json::Value>) {
+    if items.is_empty() {
+        return;
+    }
+    if let Some(last) = turns.last_mut() {
+        if last["role"] == role {
+            if let Some(existing) = last[field].as_array_mut() {
+                existing.extend(items);
+                return;
+            }
+        }
+    }
+    turns.push(serde_json::json!({ "role": role, field: items }));
+}
