@@ -32,12 +32,8 @@ pub struct SemanticParts {
     pub text: String,
 }
 
-/// `None` when the body is not a JSON object (such a request is never cached).
-pub fn exact_key(scope: &str, route: &str, endpoint: Endpoint, body: &[u8]) -> Option<[u8; 32]> {
-    request_keys(scope, route, endpoint, body, false).map(|k| k.exact)
-}
-
-/// The exact key and (when `semantic`) the semantic parts, from one parse of the body.
+/// The exact key and (when `semantic`) the semantic parts, from one parse of the body; `None`
+/// when the body is not a JSON object (such a request is never cached).
 ///
 /// The body is walked with borrowed `RawValue`s: objects are re-ordered by key, numbers
 /// re-printed as parsed, and strings (the bulk of a request) hashed as their raw JSON bytes, never
@@ -192,6 +188,10 @@ pub fn temperature(body: &[u8]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn exact_key(scope: &str, route: &str, endpoint: Endpoint, body: &[u8]) -> Option<[u8; 32]> {
+        request_keys(scope, route, endpoint, body, false).map(|k| k.exact)
+    }
 
     fn key(body: &str) -> [u8; 32] {
         exact_key("global", "demo", Endpoint::ChatCompletions, body.as_bytes()).unwrap()

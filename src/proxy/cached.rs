@@ -2,6 +2,8 @@
 //! a hit (exact, else semantic; in the mode the client asked for), and store a completed answer
 //! after a miss, with its prompt's vector when the semantic tier embedded it.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use http::HeaderValue;
 use pingora::http::ResponseHeader;
@@ -9,8 +11,6 @@ use pingora::proxy::Session;
 use pingora::Result;
 
 use super::ctx::RequestCtx;
-use std::time::Instant;
-
 use crate::cache::key::{request_keys, temperature};
 use crate::cache::semantic::SemanticQuery;
 use crate::cache::sse::{events_from_json, json_from_events, refresh_json, replay, SseRecorder};

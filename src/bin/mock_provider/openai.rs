@@ -114,11 +114,10 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockB
     if method == Method::POST && path.trim_end_matches('/') == "/v1/messages" {
         return super::anthropic::handle(state, req, b).await;
     }
-    // Azure OpenAI: `/openai/deployments/{deployment}/...?api-version=...`, key in `api-key`.
-    let azure = path
-        .strip_prefix("/openai/deployments/")
-        .and_then(|rest| rest.split_once('/'))
-        .map(|(d, p)| (d.to_string(), format!("/{p}")));
+    // Azure OpenAI: `/openai/deployments/{deployment}/...?api-version=...`, key in `api-key`;
+    // what follows the deployment is routed like OpenAI's paths.
+    let azure =
+        path.strip_prefix("/openai/deployments/").and_then(|rest| rest.split_once('/')).map(|(_, p)| format!("/{p}"));
     if let Some(key) = &state.knobs.require_key {
         let ok = match azure {
             Some(_) => req.headers().get("api-key").and_then(|v| v.to_str().ok()) == Some(key.as_str()),
@@ -160,7 +159,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockB
         return fail(status, b.retry_after);
     }
     let route = match &azure {
-        Some((_, rest)) if query.as_deref().is_some_and(|q| q.contains("api-version=")) => rest.as_str(),
+        Some(rest) if query.as_deref().is_some_and(|q| q.contains("api-version=")) => rest.as_str(),
         Some(_) => {
             return error(400, "Missing api-version query parameter.", "invalid_request_error", "missing_api_version")
         }
