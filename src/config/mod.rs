@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use interpolate::interpolate;
-use raw::{RawConfig, RawTimeouts};
+use raw::{RawConfig, RawProvider, RawTimeouts};
 
 /// A configuration error, with the line it was found on where that is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +63,24 @@ pub enum ProviderKind {
     /// Azure OpenAI: OpenAI's wire format; the deployment (a target's `model`) in the path, the
     /// `api-version` query parameter, the key in `api-key`.
     Azure,
+    /// Anthropic Messages (`/v1/messages`, `x-api-key`, `anthropic-version`).
+    Anthropic,
+    /// Google Gemini's Generative Language API (`generateContent`, key in `x-goog-api-key`).
+    Gemini,
+    /// AWS Bedrock Converse / ConverseStream, SigV4-signed.
+    Bedrock,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Azure => "azure",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Bedrock => "bedrock",
+        }
+    }
 }
 
 /// Azure OpenAI's GA API version used when the provider sets none.
@@ -80,6 +98,11 @@ pub struct ProviderConfig {
     pub stream_usage: bool,
     /// `kind: azure` only.
     pub api_version: Option<String>,
+    /// `kind: anthropic` only.
+    pub anthropic_version: Option<String>,
+    /// `kind: bedrock` only.
+    pub aws: Option<crate::providers::bedrock::AwsCredentials>,
+    pub drop_unsupported_params: bool,
     /// Why this provider cannot be used (e.g. its key resolved empty); `None` when usable.
     pub disabled: Option<String>,
 }
@@ -192,6 +215,95 @@ impl BaseUrl {
     }
 }
 
+/// What one provider kind adds to the common provider settings.
+struct KindSpecific {
+    base_url: String,
+    api_version: Option<String>,
+    anthropic_version: Option<String>,
+    aws: Option<crate::providers::bedrock::AwsCredentials>,
+    /// Usable config, but the provider cannot be used (e.g. no AWS credentials anywhere).
+    disabled: Option<String>,
+}
+
+/// Checks the settings only some kinds take and fills in their defaults.
+fn kind_specific(
+    name: &str,
+    kind: ProviderKind,
+    p: &RawProvider,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<KindSpecific, String> {
+    let only = |field: &str, set: bool, for_kind: ProviderKind| {
+        if set && kind != for_kind {
+            Err(format!("provider `{name}`: `{field}` applies to kind {} only", for_kind.as_str()))
+        } else {
+            Ok(())
+        }
+    };
+    only("api_version", p.api_version.is_some(), ProviderKind::Azure)?;
+    only("anthropic_version", p.anthropic_version.is_some(), ProviderKind::Anthropic)?;
+    for (field, value) in [
+        ("region", &p.region),
+        ("access_key_id", &p.access_key_id),
+        ("secret_access_key", &p.secret_access_key),
+        ("session_token", &p.session_token),
+    ] {
+        only(field, value.is_some(), ProviderKind::Bedrock)?;
+    }
+    let mut out =
+        KindSpecific { base_url: String::new(), api_version: None, anthropic_version: None, aws: None, disabled: None };
+    match kind {
+        ProviderKind::Azure => {
+            out.api_version = Some(p.api_version.clone().unwrap_or_else(|| AZURE_DEFAULT_API_VERSION.to_string()))
+        }
+        ProviderKind::Anthropic => {
+            out.anthropic_version = Some(
+                p.anthropic_version.clone().unwrap_or_else(|| crate::providers::anthropic::DEFAULT_VERSION.to_string()),
+            )
+        }
+        ProviderKind::Bedrock => {
+            if p.api_key.is_some() {
+                return Err(format!(
+                    "provider `{name}`: kind bedrock signs with AWS credentials (access_key_id, secret_access_key), not api_key"
+                ));
+            }
+            let pick = |configured: &Option<String>, vars: &[&str]| {
+                configured.clone().or_else(|| vars.iter().find_map(|v| env(v))).filter(|v| !v.trim().is_empty())
+            };
+            let region = pick(&p.region, &["AWS_REGION", "AWS_DEFAULT_REGION"])
+                .ok_or_else(|| format!("provider `{name}`: kind bedrock needs `region` (or AWS_REGION)"))?;
+            let key_id = pick(&p.access_key_id, &["AWS_ACCESS_KEY_ID"]);
+            let secret = pick(&p.secret_access_key, &["AWS_SECRET_ACCESS_KEY"]);
+            let token = pick(&p.session_token, &["AWS_SESSION_TOKEN"]);
+            if p.base_url.is_none() {
+                out.base_url = format!("https://bedrock-runtime.{region}.amazonaws.com");
+            }
+            match (key_id, secret) {
+                (Some(access_key_id), Some(secret_access_key)) => {
+                    out.aws = Some(crate::providers::bedrock::AwsCredentials {
+                        region,
+                        access_key_id,
+                        secret_access_key,
+                        session_token: token,
+                    })
+                }
+                _ => {
+                    out.disabled = Some(format!(
+                        "provider `{name}` has no AWS credentials: set access_key_id and secret_access_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                    ))
+                }
+            }
+        }
+        ProviderKind::OpenAi | ProviderKind::Gemini => {}
+    }
+    if let Some(url) = &p.base_url {
+        out.base_url = url.clone();
+    }
+    if out.base_url.is_empty() {
+        return Err(format!("provider `{name}`: `base_url` is required for kind {}", kind.as_str()));
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
     pub name: String,
@@ -203,6 +315,9 @@ pub struct ModelConfig {
     /// Exact-cache settings for this model (global ones unless overridden).
     pub exact_cache: crate::cache::TierConfig,
     pub semantic_cache: crate::cache::SemanticTier,
+    /// Over each provider's own `drop_unsupported_params`.
+    pub drop_unsupported_params: Option<bool>,
+    pub default_max_tokens: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -256,16 +371,16 @@ impl Config {
 
     /// Parses config text; `env` resolves `${VAR}`.
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let expanded = interpolate(text, env)?;
+        let expanded = interpolate(text, &env)?;
         let raw: RawConfig = serde_norway::from_str(&expanded).map_err(|e| {
             let line = e.location().map(|l| l.line());
             ConfigError { message: e.to_string(), line }
         })?;
-        validate(raw, text)
+        validate(raw, text, &env)
     }
 }
 
-fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
+fn validate(raw: RawConfig, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let s = &raw.server;
     for (key, addr) in [("server.listen", &s.listen), ("server.admin_listen", &s.admin_listen)] {
         addr.parse::<std::net::SocketAddr>().map_err(|_| ConfigError {
@@ -307,14 +422,18 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
         let kind = match p.kind.as_str() {
             "openai" => ProviderKind::OpenAi,
             "azure" => ProviderKind::Azure,
-            other => {
-                return Err(ConfigError {
-                    message: format!("provider `{name}`: unknown kind `{other}` (supported: openai, azure)"),
-                    line: line(),
-                })
-            }
+            "anthropic" => ProviderKind::Anthropic,
+            "gemini" => ProviderKind::Gemini,
+            "bedrock" => ProviderKind::Bedrock,
+            other => return Err(ConfigError {
+                message: format!(
+                    "provider `{name}`: unknown kind `{other}` (supported: openai, azure, anthropic, gemini, bedrock)"
+                ),
+                line: line(),
+            }),
         };
-        let base_url = BaseUrl::parse(&p.base_url)
+        let specific = kind_specific(name, kind, p, env).map_err(|message| ConfigError { message, line: line() })?;
+        let base_url = BaseUrl::parse(&specific.base_url)
             .map_err(|m| ConfigError { message: format!("provider `{name}`: {m}"), line: line() })?;
         let timeouts = Timeouts::from(p.timeouts);
         if timeouts.connect.is_zero() || timeouts.first_byte.is_zero() || timeouts.total.is_zero() {
@@ -361,6 +480,11 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
             }
         };
         let disabled = match p.api_key.as_deref() {
+            _ if specific.disabled.is_some() => {
+                let reason = specific.disabled.clone().unwrap_or_default();
+                warnings.push(format!("{reason}; skipping it"));
+                Some(reason)
+            }
             Some("") => {
                 let vars = hints.get(name.as_str()).cloned().unwrap_or_default();
                 let reason = if vars.is_empty() {
@@ -384,8 +508,10 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
                 timeouts,
                 health_check,
                 stream_usage: p.stream_usage,
-                api_version: (kind == ProviderKind::Azure)
-                    .then(|| p.api_version.clone().unwrap_or_else(|| AZURE_DEFAULT_API_VERSION.to_string())),
+                api_version: specific.api_version,
+                anthropic_version: specific.anthropic_version,
+                aws: specific.aws,
+                drop_unsupported_params: p.drop_unsupported_params,
                 disabled,
             },
         );
@@ -490,6 +616,8 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
                 },
                 exact_cache: m.cache.exact.unwrap_or(raw.cache.exact),
                 semantic_cache: crate::cache::SemanticTier::resolve(&raw.cache.semantic, &m.cache.semantic),
+                drop_unsupported_params: m.drop_unsupported_params,
+                default_max_tokens: m.default_max_tokens,
             },
         );
     }

@@ -93,7 +93,9 @@ impl Default for RawServer {
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
     pub kind: String,
-    pub base_url: String,
+    /// Required for every kind but `bedrock` (default `https://bedrock-runtime.{region}.amazonaws.com`).
+    #[serde(default)]
+    pub base_url: Option<String>,
     /// Absent: the provider needs no key (local servers). Present but empty: skipped with a warning.
     #[serde(default)]
     pub api_key: Option<String>,
@@ -113,6 +115,22 @@ pub struct RawProvider {
     /// `kind: azure`: the `api-version` query parameter (default 2024-10-21).
     #[serde(default)]
     pub api_version: Option<String>,
+    /// `kind: anthropic`: the `anthropic-version` header (default 2023-06-01).
+    #[serde(default)]
+    pub anthropic_version: Option<String>,
+    /// `kind: bedrock`: AWS region and credentials; absent ones come from `AWS_REGION` /
+    /// `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`.
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    #[serde(default)]
+    pub session_token: Option<String>,
+    /// Drop request parameters this provider's format cannot express instead of answering 400.
+    #[serde(default)]
+    pub drop_unsupported_params: bool,
 }
 
 fn yes() -> bool {
@@ -180,6 +198,16 @@ pub struct RawModel {
     /// Per-model cache settings, over the global `cache:` ones.
     #[serde(default)]
     pub cache: crate::cache::RouteCache,
+    /// Over the provider's `drop_unsupported_params` for this model's targets.
+    #[serde(default)]
+    pub drop_unsupported_params: Option<bool>,
+    /// `max_tokens` sent to providers that require one (Anthropic) when the client sent none.
+    #[serde(default = "default_max_tokens")]
+    pub default_max_tokens: u64,
+}
+
+fn default_max_tokens() -> u64 {
+    4096
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

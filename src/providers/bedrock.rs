@@ -829,6 +829,45 @@ pub fn sign(
     out
 }
 
+/// Credentials and region a `kind: bedrock` provider signs with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AwsCredentials {
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for AwsCredentials {
+    /// Never prints the secret or the session token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentials")
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AwsCredentials {
+    /// The SigV4 headers for a `POST` of `body` to `host` + `path_and_query`, signed now.
+    pub fn sign_post(&self, host: &str, path_and_query: &str, body: &[u8]) -> Vec<(String, String)> {
+        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        sign(
+            "POST",
+            path,
+            query,
+            &[("host", host)],
+            body,
+            &self.region,
+            "bedrock",
+            &self.access_key_id,
+            &self.secret_access_key,
+            self.session_token.as_deref(),
+            chrono::Utc::now(),
+        )
+    }
+}
+
 #[cfg(test)]
 #[path = "bedrock_tests.rs"]
 mod tests;

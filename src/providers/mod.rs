@@ -14,6 +14,16 @@ use http::{HeaderName, HeaderValue};
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
+use translate::WireFormat;
+
+/// A provider's own wire format, when it is not OpenAI's.
+pub struct Format(pub Box<dyn WireFormat>);
+
+impl std::fmt::Debug for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Format({})", self.0.kind())
+    }
+}
 
 /// The OpenAI endpoints Switchyard proxies, each a suffix of a provider's `base_url`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,21 +92,34 @@ pub struct Upstream {
     pub timeouts: Timeouts,
     /// Ask streams for usage (see `RawProvider::stream_usage`).
     pub stream_usage: bool,
+    /// `None`: the provider speaks OpenAI's format and bodies pass through.
+    pub format: Option<Format>,
+    /// Bedrock: each request is signed with these (after the body is final).
+    pub aws: Option<bedrock::AwsCredentials>,
     pub disabled: Option<String>,
 }
 
 impl Upstream {
     pub fn build(p: &ProviderConfig) -> Result<Arc<Upstream>, String> {
         let mut headers = Vec::new();
+        let key_value = |key: &str| HeaderValue::from_str(key).map_err(|_| "api_key is not a valid header value");
         if let Some(key) = &p.api_key {
             headers.push(match p.kind {
                 ProviderKind::OpenAi => openai::auth_header(key)?,
-                ProviderKind::Azure => (
-                    HeaderName::from_static("api-key"),
-                    HeaderValue::from_str(key).map_err(|_| "api_key is not a valid header value".to_string())?,
-                ),
+                ProviderKind::Azure => (HeaderName::from_static("api-key"), key_value(key)?),
+                ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), key_value(key)?),
+                ProviderKind::Gemini => (HeaderName::from_static("x-goog-api-key"), key_value(key)?),
+                ProviderKind::Bedrock => return Err("kind bedrock takes AWS credentials, not api_key".into()),
             });
         }
+        let format: Option<Box<dyn WireFormat>> = match p.kind {
+            ProviderKind::OpenAi | ProviderKind::Azure => None,
+            ProviderKind::Anthropic => Some(Box::new(anthropic::Anthropic {
+                version: p.anthropic_version.clone().unwrap_or_else(|| anthropic::DEFAULT_VERSION.to_string()),
+            })),
+            ProviderKind::Gemini => Some(Box::new(gemini::Gemini)),
+            ProviderKind::Bedrock => Some(Box::new(bedrock::Bedrock)),
+        };
         for (name, value) in &p.headers {
             let n = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("provider `{}`: invalid header name `{name}`", p.name))?;
@@ -124,6 +147,8 @@ impl Upstream {
             headers,
             timeouts: p.timeouts,
             stream_usage: p.stream_usage,
+            format: format.map(Format),
+            aws: p.aws.clone(),
             disabled: p.disabled.clone(),
         }))
     }
@@ -145,6 +170,14 @@ impl Upstream {
         o.write_timeout = Some(self.timeouts.first_byte);
         o.idle_timeout = Some(self.timeouts.idle);
         Ok(peer)
+    }
+
+    /// Upstream path (query included) for a translated request's own path.
+    pub fn path_with(&self, provider_path: &str) -> String {
+        let mut path = String::with_capacity(self.path_prefix.len() + provider_path.len());
+        path.push_str(&self.path_prefix);
+        path.push_str(provider_path);
+        path
     }
 
     /// Upstream path for an endpoint and target model, keeping the client's query string

@@ -83,7 +83,7 @@ pub trait WireFormat: Send + Sync {
 
 /// Turns a provider's stream into OpenAI SSE bytes, chunk by chunk. Provider events may be split
 /// across chunks arbitrarily; the translator buffers partial events itself.
-pub trait StreamTranslator: Send {
+pub trait StreamTranslator: Send + Sync {
     /// Translates what `chunk` completes; returns the OpenAI SSE bytes to send now (maybe none).
     fn feed(&mut self, chunk: &[u8]) -> Vec<u8>;
 

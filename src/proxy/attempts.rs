@@ -68,11 +68,22 @@ fn already_tried_in(ctx: &RequestCtx, route: Option<&std::sync::Arc<crate::routi
     })
 }
 
-/// The request bytes for the current target: the client's body with `model` rewritten when the
-/// upstream name differs and, for a stream whose client did not ask for usage, usage requested
-/// (second value: `true`, so the usage chunk is cut on the way back). The rest passes untouched.
-pub fn upstream_body(ctx: &RequestCtx) -> Option<(Bytes, bool)> {
-    let target = ctx.target()?;
+/// The request bytes for the current target, and whether to cut the usage chunk on the way back
+/// (the gateway asked for it, the client did not). Translated for providers with their own
+/// format; otherwise the client's body with `model` rewritten when the upstream name differs and,
+/// for a stream whose client did not ask for usage, usage requested. The rest passes untouched.
+pub fn upstream_body(ctx: &mut RequestCtx) -> Result<(Bytes, bool), GatewayError> {
+    let route = ctx.route.clone().ok_or_else(|| GatewayError::Internal("no target chosen".into()))?;
+    let target = ctx
+        .current
+        .as_ref()
+        .and_then(|a| route.targets.get(a.index))
+        .ok_or_else(|| GatewayError::Internal("no target chosen".into()))?;
+    if target.upstream.format.is_some() {
+        return super::translated::request_for(ctx, target);
+    }
+    ctx.upstream_path = None;
+    ctx.upstream_headers.clear();
     let body = &ctx.body;
     let mut edits: Vec<(std::ops::Range<usize>, &[u8])> = Vec::new();
     if body[ctx.model_span.clone()] != target.model_json[..] {
@@ -97,9 +108,9 @@ pub fn upstream_body(ctx: &RequestCtx) -> Option<(Bytes, bool)> {
         }
     }
     if edits.is_empty() {
-        return Some((body.clone(), false));
+        return Ok((body.clone(), false));
     }
-    Some((Bytes::from(openai::apply_edits(body, &mut edits)), inject))
+    Ok((Bytes::from(openai::apply_edits(body, &mut edits)), inject))
 }
 
 /// Another try is allowed: under `max_attempts` (first try included) and inside the deadline,

@@ -98,6 +98,13 @@ pub struct RequestCtx {
     /// The gateway asked this try for stream usage: cut that chunk before the client sees it.
     pub strip_usage: bool,
     pub usage_tap: Option<UsageTap>,
+    /// Translated request (providers with their own format): path and headers for this try.
+    pub upstream_path: Option<String>,
+    pub upstream_headers: Vec<(String, String)>,
+    /// How the answer of a translated try is turned back into OpenAI's format.
+    pub reply: Option<super::translated::Reply>,
+    /// Bedrock's `x-amzn-errortype` of a failed answer.
+    pub upstream_error_type: Option<String>,
     pub max_tokens: Option<u64>,
     pub key: Option<Arc<KeyInfo>>,
     pub team: Option<Arc<TeamInfo>>,
@@ -153,6 +160,10 @@ impl RequestCtx {
             stream_options_span: None,
             strip_usage: false,
             usage_tap: None,
+            upstream_path: None,
+            upstream_headers: Vec::new(),
+            reply: None,
+            upstream_error_type: None,
             max_tokens: None,
             key: None,
             team: None,

@@ -10,6 +10,7 @@ mod local;
 mod logging;
 mod request;
 mod response;
+mod translated;
 mod upstream;
 
 use std::sync::Arc;
@@ -104,6 +105,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
         response::upstream_body(end_of_stream, ctx)?;
+        if ctx.reply.is_some() {
+            translated::on_body(body, end_of_stream, ctx)?;
+        }
         if let (Some(recorder), Some(chunk)) = (ctx.recorder.as_mut(), body.as_ref()) {
             recorder.feed(chunk);
         }

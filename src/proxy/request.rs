@@ -129,7 +129,9 @@ pub async fn handle(
     if let Err(e) = admission::reserve(spend, &snapshot_of(ctx), ctx) {
         return answer_error(session, ctx, e).await;
     }
-    arm_current(session, ctx).await?;
+    if let Err(e) = arm_current(session, ctx).await? {
+        return answer_error(session, ctx, e).await;
+    }
     Ok(false)
 }
 
@@ -137,13 +139,16 @@ fn snapshot_of(ctx: &RequestCtx) -> std::sync::Arc<crate::config::live::Snapshot
     ctx.snapshot.clone().expect("snapshot set before admission")
 }
 
-/// Hands Pingora the request for the current target (model rewritten where needed).
-pub async fn arm_current(session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
-    let (body, strip_usage) = attempts::upstream_body(ctx)
-        .ok_or_else(|| pingora::Error::explain(pingora::ErrorType::InternalError, "no target chosen"))?;
+/// Hands Pingora the request for the current target (model rewritten or translated). The inner
+/// error: this target cannot take the request (an unsupported parameter...).
+pub async fn arm_current(session: &mut Session, ctx: &mut RequestCtx) -> Result<Result<(), GatewayError>> {
+    let (body, strip_usage) = match attempts::upstream_body(ctx) {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(e)),
+    };
     ctx.strip_usage = strip_usage;
     let replay = body_swap::serialize_request(session.req_header(), &body);
-    body_swap::arm(session, replay).await
+    body_swap::arm(session, replay).await.map(Ok)
 }
 
 /// The client's `x-request-id` when it is a sane header value, else a fresh UUID.

@@ -31,7 +31,9 @@ pub fn upstream_head(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<
         let provider = ctx.target().map_or("-", |t| t.upstream.name.as_str());
         log::warn!("provider `{provider}` refused the gateway's credentials (HTTP {status}): check its api_key");
     }
-    let retryable = auth_failure || ctx.primary.as_ref().is_some_and(|p| p.retry.on_status.contains(&status));
+    // Anthropic's 529 "overloaded" is its 503.
+    let as_listed = if status == 529 { 503 } else { status };
+    let retryable = auth_failure || ctx.primary.as_ref().is_some_and(|p| p.retry.on_status.contains(&as_listed));
     if retryable {
         let retry_after = resp
             .headers
@@ -53,6 +55,7 @@ pub fn upstream_head(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<
     if let Some(theirs) = resp.remove_header("x-request-id") {
         let _ = resp.insert_header("x-upstream-request-id", theirs);
     }
+    super::translated::on_head(resp, ctx)?;
     ctx.event_stream =
         resp.headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     if status == 200 {

@@ -41,7 +41,7 @@ pub async fn peer(session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<Htt
         }
         ctx.upstream_sent = None;
         ctx.upstream_head = None;
-        arm_current(session, ctx).await?;
+        arm_or_skip(session, ctx).await?;
     }
     loop {
         let target = ctx.target().ok_or_else(|| Error::explain(ErrorType::InternalError, "no target chosen"))?;
@@ -55,10 +55,22 @@ pub async fn peer(session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<Htt
                 if !attempts::can_retry(ctx) || !attempts::select_next(ctx) {
                     return Err(Error::explain(EXHAUSTED, "no target left to try"));
                 }
-                arm_current(session, ctx).await?;
+                arm_or_skip(session, ctx).await?;
             }
         }
     }
+}
+
+/// Arms the current target; one that cannot take the request (its format lacks a parameter) is
+/// a failed try, and the next target is armed instead.
+async fn arm_or_skip(session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+    while let Err(e) = arm_current(session, ctx).await? {
+        attempts::fail(ctx, Outcome::Error(e.to_string()));
+        if !attempts::can_retry(ctx) || !attempts::select_next(ctx) {
+            return Err(Error::explain(EXHAUSTED, "no target left to try"));
+        }
+    }
+    Ok(())
 }
 
 /// Phase: connected, before the request head is sent. Points the request at the provider's path
@@ -68,7 +80,10 @@ pub fn rewrite_request(session: &Session, req: &mut RequestHeader, ctx: &mut Req
         return Err(Error::explain(ErrorType::InternalError, "no target chosen"));
     };
     let up = &target.upstream;
-    let path = up.path_for(endpoint, &target.model, session.req_header().uri.query());
+    let path = match &ctx.upstream_path {
+        Some(translated) => translated.clone(),
+        None => up.path_for(endpoint, &target.model, session.req_header().uri.query()),
+    };
     req.set_uri(http::Uri::try_from(path).map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?);
     // The client's credentials are for Switchyard, never for the provider.
     for h in
@@ -79,6 +94,9 @@ pub fn rewrite_request(session: &Session, req: &mut RequestHeader, ctx: &mut Req
     req.insert_header(http::header::HOST, up.host_header.clone())?;
     for (name, value) in &up.headers {
         req.insert_header(name.clone(), value.clone())?;
+    }
+    for (name, value) in &ctx.upstream_headers {
+        req.insert_header(name.clone(), value.as_str())?;
     }
     req.insert_header("x-request-id", ctx.request_id.clone())?;
     ctx.upstream_sent = Some(Instant::now());

@@ -30,6 +30,8 @@ pub struct Target {
     pub weight: u32,
     pub cost_rank: u32,
     pub pricing: Option<crate::spend::pricing::Price>,
+    /// For providers with their own wire format: how to translate requests for this target.
+    pub translate: crate::providers::translate::TranslateOptions,
     pub state: Arc<TargetState>,
     pub health: Arc<ProviderHealth>,
 }
@@ -180,6 +182,12 @@ impl RouteTable {
                     weight: t.weight,
                     cost_rank: t.cost_rank,
                     pricing: t.pricing,
+                    translate: crate::providers::translate::TranslateOptions {
+                        drop_unsupported_params: m
+                            .drop_unsupported_params
+                            .unwrap_or(config.providers[&t.provider].drop_unsupported_params),
+                        default_max_tokens: m.default_max_tokens,
+                    },
                     state,
                     health: provider_health[&t.provider].1.clone(),
                 });
