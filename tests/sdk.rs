@@ -22,12 +22,17 @@ fn python() -> PathBuf {
 }
 
 fn run_sdk_check(gw: &Gateway, expect_cache: bool) {
+    run_script("openai_sdk_check.py", gw, &[("SWITCHYARD_EXPECT_CACHE", if expect_cache { "1" } else { "0" })]);
+}
+
+/// Runs `tests/sdk/{script}` with SWITCHYARD_BASE_URL set to the gateway's `/v1`.
+fn run_script(script: &str, gw: &Gateway, env: &[(&str, &str)]) {
     let py = python();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk_check.py");
+    let script = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(&py)
         .arg(script)
         .env("SWITCHYARD_BASE_URL", gw.url("/v1"))
-        .env("SWITCHYARD_EXPECT_CACHE", if expect_cache { "1" } else { "0" })
+        .envs(env.iter().copied())
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
         .output()
@@ -61,4 +66,16 @@ fn openai_python_sdk_parses_cached_streams() {
     );
     let gw = Gateway::start("", &body);
     run_sdk_check(&gw, true);
+}
+
+#[test]
+fn openai_python_sdk_against_an_anthropic_backed_model() {
+    let mock = Mock::start(&["--require-key", "sk-ant-sdk"]);
+    let base = mock.base_url().trim_end_matches("/v1").to_string();
+    let body = format!(
+        "providers:\n  claude: {{ kind: anthropic, base_url: \"{base}\", api_key: sk-ant-sdk }}\n\
+         models:\n  translated: {{ targets: [ {{ provider: claude, model: claude-mock }} ] }}\n"
+    );
+    let gw = Gateway::start("", &body);
+    run_script("openai_sdk_translated.py", &gw, &[("SWITCHYARD_PROVIDER", "claude")]);
 }

@@ -425,12 +425,14 @@ fn validate(raw: RawConfig, text: &str, env: &dyn Fn(&str) -> Option<String>) ->
             "anthropic" => ProviderKind::Anthropic,
             "gemini" => ProviderKind::Gemini,
             "bedrock" => ProviderKind::Bedrock,
-            other => return Err(ConfigError {
-                message: format!(
+            other => {
+                return Err(ConfigError {
+                    message: format!(
                     "provider `{name}`: unknown kind `{other}` (supported: openai, azure, anthropic, gemini, bedrock)"
                 ),
-                line: line(),
-            }),
+                    line: line(),
+                })
+            }
         };
         let specific = kind_specific(name, kind, p, env).map_err(|message| ConfigError { message, line: line() })?;
         let base_url = BaseUrl::parse(&specific.base_url)
@@ -776,6 +778,51 @@ models:
         let cfg = Config::parse(SAMPLE, |n| (n == "OPENAI_API_KEY").then(|| "sk-x".into())).unwrap();
         assert!(cfg.providers["openai"].disabled.is_none());
         assert_eq!(cfg.providers["openai"].api_key.as_deref(), Some("sk-x"));
+    }
+
+    #[test]
+    fn provider_kinds_and_their_own_settings() {
+        let text = r#"
+providers:
+  claude: { kind: anthropic, base_url: "https://api.anthropic.com/", api_key: k }
+  old:    { kind: anthropic, base_url: "https://api.anthropic.com", api_key: k, anthropic_version: "2023-01-01" }
+  gem:    { kind: gemini, base_url: "https://generativelanguage.googleapis.com", api_key: g, drop_unsupported_params: true }
+  aws:    { kind: bedrock, region: eu-west-1 }
+models:
+  m: { targets: [ { provider: claude, model: c } ], default_max_tokens: 1024, drop_unsupported_params: false }
+"#;
+        let env = |n: &str| match n {
+            "AWS_ACCESS_KEY_ID" => Some("AKIDEXAMPLE".to_string()),
+            "AWS_SECRET_ACCESS_KEY" => Some("secret".to_string()),
+            _ => None,
+        };
+        let cfg = Config::parse(text, env).unwrap();
+        assert_eq!(cfg.providers["claude"].kind, ProviderKind::Anthropic);
+        assert_eq!(cfg.providers["claude"].base_url.path, "", "no version segment; trailing slash tolerated");
+        assert_eq!(cfg.providers["claude"].anthropic_version.as_deref(), Some("2023-06-01"));
+        assert_eq!(cfg.providers["old"].anthropic_version.as_deref(), Some("2023-01-01"));
+        assert!(cfg.providers["gem"].drop_unsupported_params);
+        let aws = &cfg.providers["aws"];
+        assert_eq!(aws.base_url.host, "bedrock-runtime.eu-west-1.amazonaws.com");
+        let creds = aws.aws.as_ref().unwrap();
+        assert_eq!((creds.region.as_str(), creds.access_key_id.as_str()), ("eu-west-1", "AKIDEXAMPLE"));
+        assert!(!format!("{creds:?}").contains("secret"), "Debug never prints the secret");
+        assert_eq!(cfg.models["m"].default_max_tokens, 1024);
+        assert_eq!(cfg.models["m"].drop_unsupported_params, Some(false));
+
+        // No credentials anywhere: usable config, provider skipped with the reason.
+        let cfg = Config::parse(text, |_| None).unwrap();
+        assert!(cfg.providers["aws"].disabled.as_deref().unwrap().contains("AWS_ACCESS_KEY_ID"));
+        // Settings of another kind, a bedrock api_key, or no base_url are errors.
+        for bad in [
+            "providers:\n  a: { kind: openai, base_url: \"http://x/v1\", region: us-east-1 }\n",
+            "providers:\n  a: { kind: bedrock, region: us-east-1, api_key: k }\n",
+            "providers:\n  a: { kind: anthropic }\n",
+            "providers:\n  a: { kind: bedrock }\n",
+            "providers:\n  a: { kind: vertex, base_url: \"http://x\" }\n",
+        ] {
+            assert!(Config::parse(bad, |_| None).is_err(), "{bad}");
+        }
     }
 
     #[test]
