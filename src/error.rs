@@ -11,7 +11,7 @@ pub enum GatewayError {
     #[error("The model `{model}` does not exist. Known models: {known}")]
     ModelNotFound { model: String, known: String },
     #[error(
-        "Unknown path `{0}`. Switchyard serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models"
+        "Unknown path `{0}`. Switchyard serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models and /v1/messages"
     )]
     PathNotFound(String),
     #[error("Method {method} is not allowed on {path}")]

@@ -79,3 +79,25 @@ fn openai_python_sdk_against_an_anthropic_backed_model() {
     let gw = Gateway::start("", &body);
     run_script("openai_sdk_translated.py", &gw, &[("SWITCHYARD_PROVIDER", "claude")]);
 }
+
+/// The official `anthropic` SDK against `/v1/messages`, served once by an OpenAI-format
+/// provider and once by an Anthropic one (the request translated both ways).
+#[test]
+fn anthropic_python_sdk_against_the_messages_endpoint() {
+    let mock = Mock::start(&[]);
+    let base = mock.base_url().trim_end_matches("/v1").to_string();
+    let body = format!(
+        "providers:\n  mock: {{ kind: openai, base_url: \"{}\" }}\n\
+         \x20 claude: {{ kind: anthropic, base_url: \"{base}\", api_key: sk-ant }}\n\
+         models:\n  via-openai: {{ targets: [ {{ provider: mock, model: gpt-mock }} ] }}\n\
+         \x20 via-anthropic: {{ targets: [ {{ provider: claude, model: claude-mock }} ] }}\n\
+         keys:\n  - {{ name: sdk, key: sk-switchyard-sdk }}\n",
+        mock.base_url()
+    );
+    let gw = Gateway::start("", &body);
+    for (model, tools) in [("via-openai", "0"), ("via-anthropic", "1")] {
+        let root = gw.url("");
+        let env = [("SWITCHYARD_MODEL", model), ("SWITCHYARD_KEY", "sk-switchyard-sdk"), ("SWITCHYARD_BASE_URL", &root)];
+        run_script("anthropic_sdk_check.py", &gw, &[env[0], env[1], env[2], ("SWITCHYARD_TOOLS", tools)]);
+    }
+}

@@ -144,6 +144,11 @@ async fn serve(
     if events.is_none() && json.is_none() {
         return Ok(false);
     }
+    let (events, json) = if ctx.inbound_anthropic {
+        (events.map(|e| super::inbound::cached_events(e, ctx)), json.map(|j| super::inbound::cached_json(&j, ctx)))
+    } else {
+        (events, json)
+    };
     ctx.cache_status = status;
     ctx.cache_hit = Some((entry.usage, entry.upstream_model.clone()));
     ctx.status = 200;

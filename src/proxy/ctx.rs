@@ -132,6 +132,9 @@ pub struct RequestCtx {
     /// Final status we told the client (0 when the client went away before one was sent).
     pub status: u16,
     pub event_stream: bool,
+    /// Arrived on `/v1/messages`: answers and errors go back in Anthropic's format.
+    pub inbound_anthropic: bool,
+    pub to_anthropic: Option<super::inbound::ToAnthropic>,
     _in_flight: InFlight,
 }
 
@@ -183,6 +186,8 @@ impl RequestCtx {
             upstream_done: None,
             status: 0,
             event_stream: false,
+            inbound_anthropic: false,
+            to_anthropic: None,
             _in_flight: InFlight::start(),
         }
     }

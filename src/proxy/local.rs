@@ -52,5 +52,6 @@ async fn answer_with(
 
 pub async fn answer_error(session: &mut Session, ctx: &mut RequestCtx, err: GatewayError) -> Result<bool> {
     log::debug!("{} answering {}: {err}", ctx.request_id.to_str().unwrap_or("-"), err.status());
-    answer_with(session, ctx, err.status(), JSON, err.to_json(), err.retry_after()).await
+    let body = if ctx.inbound_anthropic { super::inbound::error_body(&err) } else { err.to_json() };
+    answer_with(session, ctx, err.status(), JSON, body, err.retry_after()).await
 }

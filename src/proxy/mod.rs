@@ -5,6 +5,7 @@ mod admission;
 mod attempts;
 mod body_swap;
 mod cached;
+mod inbound;
 pub mod ctx;
 mod local;
 mod logging;
@@ -132,6 +133,9 @@ impl ProxyHttp for Gateway {
             let usage = ctx.usage_tap.as_ref().and_then(|t| t.usage).unwrap_or_default();
             let max_entry = ctx.snapshot.as_ref().map_or(0, |s| s.config.raw.cache.max_entry_bytes);
             cached::store_answer(&self.cache.store, ctx, max_entry, usage);
+        }
+        if ctx.inbound_anthropic {
+            inbound::on_body(body, end_of_stream, ctx);
         }
         Ok(None)
     }

@@ -12,6 +12,7 @@ use super::admission;
 use super::attempts;
 use super::body_swap;
 use super::cached;
+use super::inbound;
 use super::ctx::RequestCtx;
 use super::local::{answer, answer_error, JSON};
 use crate::cache::{Cache, Control};
@@ -36,13 +37,28 @@ pub async fn handle(
     ctx.request_id = request_id(session);
     let snapshot = live.snapshot();
     let action = classify(session);
-    if matches!(action, Action::Proxy(_) | Action::Models) {
+    if matches!(action, Action::Proxy(_) | Action::Models | Action::Messages | Action::CountTokens) {
         if let Err(e) = admission::authenticate(&snapshot, session, ctx) {
             return answer_error(session, ctx, e).await;
         }
     }
     let endpoint = match action {
         Action::Proxy(e) => e,
+        Action::Messages => {
+            ctx.inbound_anthropic = true;
+            Endpoint::ChatCompletions
+        }
+        Action::CountTokens => {
+            ctx.inbound_anthropic = true;
+            let limit = snapshot.config.server.max_body_bytes;
+            let Some(body) = read_body(session, limit, content_length(session)).await? else {
+                return reject_oversized(session, ctx, limit).await;
+            };
+            return match inbound::count_tokens(&body) {
+                Ok(json) => answer(session, ctx, 200, JSON, json).await,
+                Err(e) => answer_error(session, ctx, e).await,
+            };
+        }
         Action::Health => return answer(session, ctx, 200, JSON, Bytes::from_static(b"{\"status\":\"ok\"}")).await,
         Action::Ready => {
             // 200 whenever requests can be served; what runs degraded is listed, not fatal.
@@ -86,6 +102,14 @@ pub async fn handle(
         None => return reject_oversized(session, ctx, limit).await,
     };
 
+    let body = if ctx.inbound_anthropic {
+        match inbound::request(&body) {
+            Ok(b) => b,
+            Err(e) => return answer_error(session, ctx, e).await,
+        }
+    } else {
+        body
+    };
     let fields = match openai::parse_request(&body, endpoint) {
         Ok(f) => f,
         Err(e) => return answer_error(session, ctx, e).await,
@@ -222,6 +246,9 @@ async fn reject_oversized(session: &mut Session, ctx: &mut RequestCtx, limit: us
 
 enum Action {
     Proxy(Endpoint),
+    /// Anthropic's `POST /v1/messages`, served as a chat completion.
+    Messages,
+    CountTokens,
     Health,
     Ready,
     Models,
@@ -236,7 +263,11 @@ fn classify(session: &Session) -> Action {
     if let Some(e) = Endpoint::from_path(path) {
         return if req.method == Method::POST { Action::Proxy(e) } else { Action::MethodNotAllowed };
     }
+    let post = req.method == Method::POST;
     match path.trim_end_matches('/') {
+        "/v1/messages" if post => Action::Messages,
+        "/v1/messages/count_tokens" if post => Action::CountTokens,
+        "/v1/messages" | "/v1/messages/count_tokens" => Action::MethodNotAllowed,
         "/healthz" if get => Action::Health,
         "/readyz" if get => Action::Ready,
         "/v1/models" if get => Action::Models,

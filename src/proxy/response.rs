@@ -89,6 +89,9 @@ pub fn downstream_head(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Resul
         }
     }
     resp.insert_header("x-switchyard-overhead-us", HeaderValue::from(ctx.overhead_us(Instant::now())))?;
+    if ctx.inbound_anthropic {
+        super::inbound::on_head(resp, ctx)?;
+    }
     Ok(())
 }
 
@@ -133,7 +136,9 @@ pub async fn fail(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> Fai
     };
     log::warn!("{} failed: {err}", ctx.request_id.to_str().unwrap_or("-"));
     if session.response_written().is_some() {
-        if ctx.event_stream {
+        if ctx.event_stream && ctx.inbound_anthropic {
+            let _ = session.write_response_body(Some(super::inbound::error_event(&err)), true).await;
+        } else if ctx.event_stream {
             let mut event = Vec::with_capacity(256);
             event.extend_from_slice(b"data: ");
             event.extend_from_slice(&err.to_json());

@@ -86,9 +86,17 @@ pub fn rewrite_request(session: &Session, req: &mut RequestHeader, ctx: &mut Req
     };
     req.set_uri(http::Uri::try_from(path).map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?);
     // The client's credentials are for Switchyard, never for the provider.
-    for h in
-        ["authorization", "x-api-key", "api-key", "proxy-authorization", "accept-encoding", "x-switchyard-provider"]
-    {
+    // The Anthropic version and betas of a `/v1/messages` client are not the provider's.
+    for h in [
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "proxy-authorization",
+        "accept-encoding",
+        "x-switchyard-provider",
+        "anthropic-version",
+        "anthropic-beta",
+    ] {
         req.remove_header(h);
     }
     req.insert_header(http::header::HOST, up.host_header.clone())?;
