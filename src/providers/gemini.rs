@@ -526,7 +526,7 @@ pub(crate) fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// The `data:` payload of one SSE event (several `data:` lines joined by `\n`).
-fn event_data(event: &[u8]) -> Vec<u8> {
+pub(crate) fn event_data(event: &[u8]) -> Vec<u8> {
     let mut data = Vec::new();
     let mut first = true;
     for line in event.split(|&b| b == b'\n') {

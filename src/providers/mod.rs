@@ -2,6 +2,7 @@
 //! format maps to ours. One file per wire format; `openai` and `azure` speak OpenAI's.
 
 pub mod anthropic;
+pub mod anthropic_inbound;
 pub mod bedrock;
 pub mod gemini;
 pub mod openai;
