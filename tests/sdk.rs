@@ -97,7 +97,8 @@ fn anthropic_python_sdk_against_the_messages_endpoint() {
     let gw = Gateway::start("", &body);
     for (model, tools) in [("via-openai", "0"), ("via-anthropic", "1")] {
         let root = gw.url("");
-        let env = [("SWITCHYARD_MODEL", model), ("SWITCHYARD_KEY", "sk-switchyard-sdk"), ("SWITCHYARD_BASE_URL", &root)];
+        let env =
+            [("SWITCHYARD_MODEL", model), ("SWITCHYARD_KEY", "sk-switchyard-sdk"), ("SWITCHYARD_BASE_URL", &root)];
         run_script("anthropic_sdk_check.py", &gw, &[env[0], env[1], env[2], ("SWITCHYARD_TOOLS", tools)]);
     }
 }

@@ -114,8 +114,7 @@ fn convert(conversion: &mut ToAnthropic, chunk: Option<Bytes>, end: bool, model:
 /// A cached answer, as the client would have got it from a provider: SSE events or JSON.
 pub fn cached_events(events: Vec<Bytes>, ctx: &RequestCtx) -> Vec<Bytes> {
     let mut s = OpenAiToAnthropicStream::new(public_model(ctx));
-    let mut out: Vec<Bytes> =
-        events.iter().map(|e| Bytes::from(s.feed(e))).filter(|b| !b.is_empty()).collect();
+    let mut out: Vec<Bytes> = events.iter().map(|e| Bytes::from(s.feed(e))).filter(|b| !b.is_empty()).collect();
     let tail = s.finish();
     if !tail.is_empty() {
         out.push(Bytes::from(tail));

@@ -12,8 +12,8 @@ use super::admission;
 use super::attempts;
 use super::body_swap;
 use super::cached;
-use super::inbound;
 use super::ctx::RequestCtx;
+use super::inbound;
 use super::local::{answer, answer_error, JSON};
 use crate::cache::{Cache, Control};
 use crate::config::live::Live;
@@ -37,6 +37,7 @@ pub async fn handle(
     ctx.request_id = request_id(session);
     let snapshot = live.snapshot();
     let action = classify(session);
+    ctx.inbound_anthropic = matches!(action, Action::Messages | Action::CountTokens);
     if matches!(action, Action::Proxy(_) | Action::Models | Action::Messages | Action::CountTokens) {
         if let Err(e) = admission::authenticate(&snapshot, session, ctx) {
             return answer_error(session, ctx, e).await;
@@ -44,12 +45,8 @@ pub async fn handle(
     }
     let endpoint = match action {
         Action::Proxy(e) => e,
-        Action::Messages => {
-            ctx.inbound_anthropic = true;
-            Endpoint::ChatCompletions
-        }
+        Action::Messages => Endpoint::ChatCompletions,
         Action::CountTokens => {
-            ctx.inbound_anthropic = true;
             let limit = snapshot.config.server.max_body_bytes;
             let Some(body) = read_body(session, limit, content_length(session)).await? else {
                 return reject_oversized(session, ctx, limit).await;
