@@ -277,7 +277,7 @@ fn validate(body: &Value) -> Result<(), String> {
                         alternates between user and assistant roles and try again."
                 .into());
         }
-        if !m.get("content").and_then(Value::as_array).is_some_and(|c| !c.is_empty()) {
+        if m.get("content").and_then(Value::as_array).is_none_or(|c| c.is_empty()) {
             return Err(format!("The content field in the Message object at messages.{i} is empty. Add a ContentBlock object to the content field and try again."));
         }
         prev = Some(role);

@@ -141,7 +141,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, b: Behaviour, res
             None | Some("user" | "model") => {}
             Some(_) => return error(400, "Please use a valid role: user, model."),
         }
-        if !c.get("parts").and_then(Value::as_array).is_some_and(|p| !p.is_empty()) {
+        if c.get("parts").and_then(Value::as_array).is_none_or(|p| p.is_empty()) {
             return error(
                 400,
                 &format!("* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty.\n"),
