@@ -705,7 +705,13 @@ pub(crate) fn map_error(status: u16, body: &[u8], retry_after: Option<u64>) -> M
     let err = if v.is_array() { &v[0]["error"] } else { &v["error"] };
     let code = err["status"].as_str().unwrap_or_default();
     let http = err["code"].as_u64().map_or(status, |c| c as u16);
+    // A bad key is a 400 INVALID_ARGUMENT whose ErrorInfo reason says so: the gateway's
+    // credentials, not the client's request.
+    let bad_key = err["details"].as_array().into_iter().flatten().any(|d| {
+        matches!(d["reason"].as_str(), Some("API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_SERVICE_BLOCKED"))
+    });
     let mapped = match code {
+        _ if bad_key => 502,
         "RESOURCE_EXHAUSTED" => 429,
         "UNAVAILABLE" => 503,
         "UNAUTHENTICATED" | "PERMISSION_DENIED" => 502,
@@ -728,7 +734,7 @@ pub(crate) fn map_error(status: u16, body: &[u8], retry_after: Option<u64>) -> M
         .as_str()
         .map_or_else(|| String::from_utf8_lossy(body).chars().take(500).collect(), str::to_string);
     let message = match mapped {
-        502 if matches!(code, "UNAUTHENTICATED" | "PERMISSION_DENIED") || matches!(status, 401 | 403) => {
+        502 if bad_key || matches!(code, "UNAUTHENTICATED" | "PERMISSION_DENIED") || matches!(status, 401 | 403) => {
             format!("gemini rejected the gateway's credentials ({status}): {detail}")
         }
         _ => format!("gemini: {detail}"),

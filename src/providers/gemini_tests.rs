@@ -202,6 +202,13 @@ fn error_mapping() {
     assert_eq!(m(503, r#"{"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}}"#).status, 503);
     let e = m(400, r#"{"error":{"code":400,"message":"API key not valid","status":"INVALID_ARGUMENT"}}"#);
     assert_eq!((e.status, e.kind), (400, "invalid_request_error"));
+    // With Google's ErrorInfo reason it is the gateway's key that is bad, not the request.
+    let e = m(
+        400,
+        r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#,
+    );
+    assert_eq!(e.status, 502);
+    assert!(e.message.contains("credentials"), "{}", e.message);
     assert_eq!(m(401, r#"{"error":{"code":401,"message":"no","status":"UNAUTHENTICATED"}}"#).status, 502);
     assert_eq!(m(403, r#"{"error":{"code":403,"message":"no","status":"PERMISSION_DENIED"}}"#).status, 502);
     assert_eq!(m(500, r#"{"error":{"code":500,"message":"boom","status":"INTERNAL"}}"#).status, 502);

@@ -219,8 +219,9 @@ fn messages(
     stream_events(state, events, b)
 }
 
-/// The arguments JSON in three roughly equal pieces (on char boundaries), as Anthropic streams it.
-fn split_fragments(s: &str) -> Vec<String> {
+/// The arguments JSON in three roughly equal pieces (on char boundaries), as Anthropic (and Bedrock)
+/// stream it.
+pub(super) fn split_fragments(s: &str) -> Vec<String> {
     if s.is_empty() {
         return Vec::new();
     }

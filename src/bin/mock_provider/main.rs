@@ -1,8 +1,12 @@
 //! `mock-provider`: a realistic OpenAI-compatible upstream for tests and load tests.
 //!
 //! Speaks Chat Completions, Completions, Embeddings and Models (JSON and SSE, with `usage` and
-//! the final usage chunk when `stream_options.include_usage` is set). Also speaks Anthropic
-//! Messages on `POST /v1/messages` (see `anthropic.rs`). Answers are deterministic
+//! the final usage chunk when `stream_options.include_usage` is set). Also speaks, selected by
+//! path, Anthropic Messages on `POST /v1/messages` (see `anthropic.rs`), Google Gemini on
+//! `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse` (see
+//! `gemini.rs`) and Amazon Bedrock Converse on `POST /model/{modelId}/converse` and
+//! `/converse-stream`, SigV4-checked (see `bedrock.rs`), each with its own errors, tool calls
+//! and stream framing. Answers are deterministic
 //! functions of the prompt. Latency, streaming speed, answer length, error statuses and
 //! mid-stream disconnects are set by flags, or per request by `x-mock-*` headers.
 //!
@@ -10,6 +14,8 @@
 
 mod answer;
 mod anthropic;
+mod bedrock;
+mod gemini;
 mod openai;
 
 use std::convert::Infallible;
@@ -51,9 +57,17 @@ pub struct Knobs {
     #[arg(long)]
     pub cut_after_chunks: Option<usize>,
     /// Reject requests whose `Authorization` is not `Bearer <KEY>` (on `/v1/messages`: whose
-    /// `x-api-key` is not `<KEY>`) with a 401.
+    /// `x-api-key` is not `<KEY>`) with a 401; Gemini requests whose `x-goog-api-key` is not
+    /// `<KEY>` with Google's 400 `API_KEY_INVALID` (403 when missing).
     #[arg(long)]
     pub require_key: Option<String>,
+    /// Bedrock: reject SigV4 credentials with another access key id (403 UnrecognizedClientException).
+    #[arg(long)]
+    pub aws_access_key_id: Option<String>,
+    /// Bedrock: recompute each request's SigV4 signature with this secret and reject mismatches
+    /// (403 InvalidSignatureException). Without it only the signature's format is checked.
+    #[arg(long)]
+    pub aws_secret_access_key: Option<String>,
     /// Worker threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,

@@ -114,6 +114,14 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockB
     if method == Method::POST && path.trim_end_matches('/') == "/v1/messages" {
         return super::anthropic::handle(state, req, b).await;
     }
+    if let Some(rest) = path.strip_prefix("/v1beta/models/") {
+        let rest = rest.to_string();
+        return super::gemini::handle(state, req, b, &rest).await;
+    }
+    if let Some(rest) = path.strip_prefix("/model/") {
+        let rest = rest.to_string();
+        return super::bedrock::handle(state, req, b, &rest).await;
+    }
     // Azure OpenAI: `/openai/deployments/{deployment}/...?api-version=...`, key in `api-key`;
     // what follows the deployment is routed like OpenAI's paths.
     let azure =
@@ -264,6 +272,16 @@ fn completion(state: &Arc<State>, body: &Value, b: &Behaviour, chat: bool) -> Re
 }
 
 pub(super) fn stream_events(state: &Arc<State>, events: Vec<Bytes>, b: &Behaviour) -> Response<MockBody> {
+    stream_events_as(state, events, b, "text/event-stream")
+}
+
+/// Sends `events` paced by `tokens_per_sec`, counting the stream and cutting it as `b` says.
+pub(super) fn stream_events_as(
+    state: &Arc<State>,
+    events: Vec<Bytes>,
+    b: &Behaviour,
+    content_type: &str,
+) -> Response<MockBody> {
     state.counters.streams_started.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
     let gap = (b.tokens_per_sec > 0).then(|| Duration::from_secs_f64(1.0 / b.tokens_per_sec as f64));
@@ -292,7 +310,7 @@ pub(super) fn stream_events(state: &Arc<State>, events: Vec<Bytes>, b: &Behaviou
     });
     Response::builder()
         .status(200)
-        .header("content-type", "text/event-stream")
+        .header("content-type", content_type)
         .header("cache-control", "no-cache")
         .header("x-request-id", "mock-req-id")
         .body(ChannelBody { rx }.boxed())
