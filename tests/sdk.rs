@@ -80,6 +80,18 @@ fn openai_python_sdk_against_an_anthropic_backed_model() {
     run_script("openai_sdk_translated.py", &gw, &[("SWITCHYARD_PROVIDER", "claude")]);
 }
 
+#[test]
+fn openai_python_sdk_against_a_bedrock_backed_model() {
+    let mock = Mock::start(&["--aws-access-key-id", "AKIDSDK", "--aws-secret-access-key", "sdk-secret"]);
+    let base = mock.base_url().trim_end_matches("/v1").to_string();
+    let body = format!(
+        "providers:\n  aws: {{ kind: bedrock, region: eu-central-1, base_url: \"{base}\", access_key_id: AKIDSDK, secret_access_key: sdk-secret }}\n\
+         models:\n  translated: {{ targets: [ {{ provider: aws, model: \"amazon.nova-lite-v1:0\" }} ] }}\n"
+    );
+    let gw = Gateway::start("", &body);
+    run_script("openai_sdk_translated.py", &gw, &[("SWITCHYARD_PROVIDER", "aws")]);
+}
+
 /// The official `anthropic` SDK against `/v1/messages`, served once by an OpenAI-format
 /// provider and once by an Anthropic one (the request translated both ways).
 #[test]
