@@ -1,10 +1,12 @@
 //! Wire-format translation costs: an Anthropic stream of 20 events turned into OpenAI chunks
 //! (whole, and one network read per event), an OpenAI request into an Anthropic one, and a
-//! complete Anthropic answer into a `chat.completion`. `cargo bench --bench providers`
+//! complete Anthropic answer into a `chat.completion`; and the inbound direction (an OpenAI stream
+//! into Anthropic events). `cargo bench --bench providers`
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
 use switchyard::providers::anthropic::Anthropic;
+use switchyard::providers::anthropic_inbound::OpenAiToAnthropicStream;
 use switchyard::providers::translate::{TranslateOptions, WireFormat};
 
 /// message_start, content_block_start, ping, 14 text deltas, content_block_stop, message_delta,
@@ -95,5 +97,32 @@ fn request(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, stream, request);
+/// The inbound direction (`POST /v1/messages`): an OpenAI stream turned into Anthropic events,
+/// one network read per OpenAI event. The OpenAI events are what the forward translator makes
+/// of the 20 Anthropic ones above, so both directions are measured on the same answer.
+fn inbound_stream(c: &mut Criterion) {
+    let mut forward = Anthropic::default().stream_translator("claude", true);
+    let mut openai = Vec::new();
+    for e in stream_events() {
+        let out = forward.feed(e.as_bytes());
+        openai.extend(String::from_utf8(out).unwrap().split_inclusive("\n\n").map(str::to_string));
+    }
+    openai.extend(String::from_utf8(forward.finish()).unwrap().split_inclusive("\n\n").map(str::to_string));
+    let mut g = c.benchmark_group("inbound_openai_to_anthropic_stream");
+    g.throughput(Throughput::Elements(openai.len() as u64));
+    g.bench_function("read_per_event", |b| {
+        b.iter(|| {
+            let mut t = OpenAiToAnthropicStream::new("claude");
+            let mut n = 0;
+            for e in &openai {
+                n += t.feed(black_box(e.as_bytes())).len();
+            }
+            n += t.finish().len();
+            black_box(n)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stream, request, inbound_stream);
 criterion_main!(benches);
