@@ -91,6 +91,10 @@ pub struct RequestCtx {
     pub retry_wait: std::time::Duration,
     /// The client's body and where its `model` value sits, for per-target rewrites.
     pub body: Bytes,
+    /// The current try's body when Pingora's retry buffer holds the client's (bodies up to
+    /// 64 KiB): `request_body_filter` sends this instead. `None`: the session was swapped.
+    pub armed_body: Option<Bytes>,
+    pub armed_sent: bool,
     pub model_span: Range<usize>,
     pub stream: bool,
     pub include_usage: Option<bool>,
@@ -157,6 +161,8 @@ impl RequestCtx {
             stale_resends: 0,
             retry_wait: std::time::Duration::ZERO,
             body: Bytes::new(),
+            armed_body: None,
+            armed_sent: false,
             model_span: 0..0,
             stream: false,
             include_usage: None,

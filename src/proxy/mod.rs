@@ -66,6 +66,21 @@ impl ProxyHttp for Gateway {
         upstream::peer(session, ctx).await
     }
 
+    /// Phase: the body goes upstream. Pingora replays the client's body from its retry buffer;
+    /// the try's own (model rewritten or translated) goes instead, once.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(armed) = &ctx.armed_body {
+            *body = if std::mem::replace(&mut ctx.armed_sent, true) { None } else { Some(armed.clone()) };
+        }
+        Ok(())
+    }
+
     /// Phase: connected, before the head is sent. Sets path, host and provider credentials.
     async fn upstream_request_filter(
         &self,

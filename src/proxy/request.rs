@@ -168,6 +168,14 @@ pub async fn arm_current(session: &mut Session, ctx: &mut RequestCtx) -> Result<
         Err(e) => return Ok(Err(e)),
     };
     ctx.strip_usage = strip_usage;
+    // Pingora replays the client's body from its retry buffer (kept up to 64 KiB) on every try;
+    // `request_body_filter` swaps ours in. Larger bodies need the session swap.
+    if !session.retry_buffer_truncated() {
+        ctx.armed_body = Some(body);
+        ctx.armed_sent = false;
+        return Ok(Ok(()));
+    }
+    ctx.armed_body = None;
     let replay = body_swap::serialize_request(session.req_header(), &body);
     body_swap::arm(session, replay).await.map(Ok)
 }
@@ -198,6 +206,7 @@ fn expects_continue(session: &Session) -> bool {
 
 /// Reads the whole body; `None` once it grows past `limit` (the chunked case).
 async fn read_body(session: &mut Session, limit: usize, declared: Option<usize>) -> Result<Option<Bytes>> {
+    session.enable_retry_buffering();
     let mut first: Option<Bytes> = None;
     let mut rest: Option<BytesMut> = None;
     let mut total = 0usize;

@@ -107,6 +107,12 @@ pub fn rewrite_request(session: &Session, req: &mut RequestHeader, ctx: &mut Req
         req.insert_header(name.clone(), value.as_str())?;
     }
     req.insert_header("x-request-id", ctx.request_id.clone())?;
+    if let Some(armed) = &ctx.armed_body {
+        req.remove_header(&http::header::TRANSFER_ENCODING);
+        req.remove_header(&http::header::EXPECT);
+        req.insert_header(http::header::CONTENT_LENGTH, armed.len())?;
+    }
+    ctx.armed_sent = false;
     ctx.upstream_sent = Some(Instant::now());
     Ok(())
 }
