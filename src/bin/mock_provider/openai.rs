@@ -4,7 +4,8 @@
 //! or `tool_choice` is `"required"` or names one, or the last user message mentions one (and
 //! `tool_choice` is not `"none"`), the answer is a single `tool_calls` entry whose arguments
 //! follow the tool's `parameters` schema, `finish_reason: "tool_calls"`; streamed, the arguments
-//! come in token-sized fragments. After a `role: tool` result the answer is text again.
+//! come in token-sized fragments. After a `role: tool` result the answer is text again (unless
+//! `x-mock-tool` or `tool_choice` forces another call).
 
 use std::io;
 use std::pin::Pin;
