@@ -98,6 +98,29 @@ pub fn tool_input(schema: &Value) -> Value {
     Value::Object(out)
 }
 
+/// Tool-call arguments JSON cut into `pieces` roughly equal fragments (on char boundaries), as
+/// providers stream them: Anthropic and Bedrock in a few large pieces, OpenAI in token-sized ones.
+pub fn split_fragments(s: &str, pieces: usize) -> Vec<String> {
+    if s.is_empty() {
+        return Vec::new();
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let size = chars.len().div_ceil(pieces.max(1)).max(1);
+    chars.chunks(size).map(|c| c.iter().collect()).collect()
+}
+
+/// A deterministic `len`-character alphanumeric id derived from `seed` (for `call_...` ids).
+pub fn alnum_id(seed: &str, len: usize) -> String {
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut h = fnv(seed.as_bytes());
+    (0..len)
+        .map(|_| {
+            h = h.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ALNUM[(h >> 33) as usize % ALNUM.len()] as char
+        })
+        .collect()
+}
+
 /// A deterministic unit-length embedding of `dims` floats.
 pub fn embedding(text: &str, dims: usize) -> Vec<f32> {
     let mut seed = fnv(text.as_bytes());
@@ -141,6 +164,19 @@ mod tests {
         let schema = serde_json::json!({ "properties": { "city": { "type": "string" }, "n": { "type": "integer" },
             "unit": { "type": "string", "enum": ["celsius", "fahrenheit"] } } });
         assert_eq!(tool_input(&schema), serde_json::json!({ "city": "mock-city", "n": 1, "unit": "celsius" }));
+    }
+
+    #[test]
+    fn fragments_rejoin() {
+        let s = r#"{"city":"mock-city","n":1}"#;
+        let f = split_fragments(s, 3);
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.concat(), s);
+        assert_eq!(split_fragments(s, 8).concat(), s);
+        assert!(split_fragments("", 3).is_empty());
+        let id = alnum_id("x", 24);
+        assert!(id.len() == 24 && id.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(id, alnum_id("x", 24));
     }
 
     #[test]

@@ -151,7 +151,7 @@ fn messages(
     });
     // Each tool argument fragment counts as one output token.
     let args_json = tool_use.as_ref().map(|(_, _, input)| input.to_string()).unwrap_or_default();
-    let fragments = split_fragments(&args_json);
+    let fragments = answer::split_fragments(&args_json, 3);
     let output_tokens = tokens.len() as u64 + fragments.len() as u64;
     let usage = json!({
         "input_tokens": input_tokens, "output_tokens": output_tokens,
@@ -217,27 +217,4 @@ fn messages(
     ));
     events.push(event("message_stop", json!({ "type": "message_stop" })));
     stream_events(state, events, b)
-}
-
-/// The arguments JSON in three roughly equal pieces (on char boundaries), as Anthropic (and Bedrock)
-/// stream it.
-pub(super) fn split_fragments(s: &str) -> Vec<String> {
-    if s.is_empty() {
-        return Vec::new();
-    }
-    let chars: Vec<char> = s.chars().collect();
-    let size = chars.len().div_ceil(3).max(1);
-    chars.chunks(size).map(|c| c.iter().collect()).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn fragments_rejoin() {
-        let s = r#"{"city":"mock-city","n":1}"#;
-        let f = super::split_fragments(s);
-        assert_eq!(f.len(), 3);
-        assert_eq!(f.concat(), s);
-        assert!(super::split_fragments("").is_empty());
-    }
 }

@@ -29,7 +29,6 @@ use serde_json::{json, Value};
 use switchyard::providers::bedrock::{eventstream, sign};
 
 use super::answer;
-use super::anthropic::split_fragments;
 use super::openai::{full, stream_events_as, Behaviour, MockBody, State};
 
 const CORAL: &str = "http://internal.amazon.com/coral/com.amazon.coral.service/";
@@ -348,7 +347,7 @@ fn converse(
         (format!("tooluse_mock{n:010}"), name, answer::tool_input(schema))
     });
     let args_json = tool_use.as_ref().map(|(_, _, input)| input.to_string()).unwrap_or_default();
-    let fragments = split_fragments(&args_json);
+    let fragments = answer::split_fragments(&args_json, 3);
     let output_tokens = tokens.len() as u64 + fragments.len() as u64;
     let usage = json!({ "inputTokens": input_tokens, "outputTokens": output_tokens,
         "totalTokens": input_tokens + output_tokens });

@@ -1,7 +1,8 @@
 //! `mock-provider`: a realistic OpenAI-compatible upstream for tests and load tests.
 //!
-//! Speaks Chat Completions, Completions, Embeddings and Models (JSON and SSE, with `usage` and
-//! the final usage chunk when `stream_options.include_usage` is set). Also speaks, selected by
+//! Speaks Chat Completions (with tool calls, see `openai.rs`), Completions, Embeddings and Models
+//! (JSON and SSE, with `usage` and the final usage chunk when `stream_options.include_usage` is
+//! set). Also speaks, selected by
 //! path, Anthropic Messages on `POST /v1/messages` (see `anthropic.rs`), Google Gemini on
 //! `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse` (see
 //! `gemini.rs`) and Amazon Bedrock Converse on `POST /model/{modelId}/converse` and

@@ -1,4 +1,11 @@
 //! OpenAI wire format: JSON answers, SSE streams, errors, plus `/mock/*` introspection.
+//!
+//! Tool calls: when a chat request offers `tools` (type `function`) and `x-mock-tool` names one,
+//! or `tool_choice` is `"required"` or names one, or the last user message mentions one (and
+//! `tool_choice` is not `"none"`), the answer is a single `tool_calls` entry whose arguments
+//! follow the tool's `parameters` schema, `finish_reason: "tool_calls"`; streamed, the arguments
+//! come in token-sized fragments. After a `role: tool` result the answer is text again (unless
+//! `x-mock-tool` or `tool_choice` forces another call).
 
 use std::io;
 use std::pin::Pin;
@@ -139,6 +146,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockB
     let seen_api_key = req.headers().get("api-key").and_then(|v| v.to_str().ok()).map(str::to_string);
     let seen_host = req.headers().get("host").and_then(|v| v.to_str().ok()).map(str::to_string);
     let seen_request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let forced_tool = req.headers().get("x-mock-tool").and_then(|v| v.to_str().ok()).map(str::to_string);
     let query = req.uri().query().map(str::to_string);
     let body_bytes = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
@@ -158,6 +166,8 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockB
             "api_key": seen_api_key,
             "x_request_id": seen_request_id, "body_len": body_bytes.len(),
             "model": body.get("model"), "stream": body.get("stream"),
+            "tools": offered_tools(&body).iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+            "tool_choice": body.get("tool_choice"),
         });
     }
     if b.latency_ms > 0 {
@@ -174,7 +184,11 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockB
         None => path.trim_start_matches("/v1"),
     };
     match (&method, route) {
-        (&Method::POST, "/chat/completions") => completion(&state, &body, &b, true),
+        (&Method::POST, "/chat/completions") => match tool_call(&body, forced_tool.as_deref()) {
+            Ok(Some((name, schema))) => tool_completion(&state, &body, &b, &name, &schema),
+            Ok(None) => completion(&state, &body, &b, true),
+            Err(message) => error(400, &message, "invalid_request_error", "invalid_value"),
+        },
         (&Method::POST, "/completions") => completion(&state, &body, &b, false),
         (&Method::POST, "/embeddings") => embeddings(&body),
         (&Method::GET, "/models") => {
@@ -200,6 +214,114 @@ fn fail(status: u16, retry_after: u64) -> Response<MockBody> {
         resp.headers_mut().insert("retry-after", retry_after.into());
     }
     resp
+}
+
+/// The `tools` of type `function` a chat request offers: (name, parameters schema).
+fn offered_tools(body: &Value) -> Vec<(&str, &Value)> {
+    body.get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|t| t.get("type").and_then(Value::as_str) == Some("function"))
+        .filter_map(|t| Some((t.pointer("/function/name")?.as_str()?, t.pointer("/function/parameters")?)))
+        .collect()
+}
+
+/// Which offered tool the answer calls, with its parameters schema: the one `x-mock-tool` or a
+/// named `tool_choice` picks; with `"required"`, the one the last user message names or else the
+/// first; otherwise the one the last user message names, unless the conversation ends with a
+/// tool result (then the model answers in text). `tool_choice: "none"` never calls one. Errors
+/// are OpenAI's 400s for a `tool_choice` that does not fit `tools`.
+fn tool_call(body: &Value, forced: Option<&str>) -> Result<Option<(String, Value)>, String> {
+    let tools = offered_tools(body);
+    let choice = body.get("tool_choice");
+    if choice.is_some_and(|c| !c.is_null()) && body.get("tools").is_none_or(Value::is_null) {
+        return Err("Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.".into());
+    }
+    let named = choice.and_then(|c| c.pointer("/function/name")).and_then(Value::as_str);
+    if let Some(name) = named {
+        if !tools.iter().any(|(n, _)| *n == name) {
+            return Err(format!(
+                "Invalid value for 'tool_choice': tool choice refers to '{name}', but that tool is not in 'tools'."
+            ));
+        }
+    }
+    if tools.is_empty() || choice.and_then(Value::as_str) == Some("none") {
+        return Ok(None);
+    }
+    let names: Vec<&str> = tools.iter().map(|(n, _)| *n).collect();
+    let after_tool_result = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.last())
+        .is_some_and(|m| m.get("role").and_then(Value::as_str) == Some("tool"));
+    let prompt = if after_tool_result { String::new() } else { answer::last_user_text(body) };
+    let forced = forced.filter(|f| names.contains(f)).or(named);
+    let mut name = answer::tool_to_call(&names, &prompt, forced);
+    if name.is_none() && choice.and_then(Value::as_str) == Some("required") {
+        name = answer::tool_to_call(&names, &prompt, None).or_else(|| names.first().map(|n| n.to_string()));
+    }
+    Ok(name.map(|name| {
+        let schema = tools.iter().find(|(n, _)| *n == name).map(|(_, s)| (*s).clone()).unwrap_or(Value::Null);
+        (name, schema)
+    }))
+}
+
+/// A chat completion whose message is one tool call (`finish_reason: "tool_calls"`); streamed,
+/// the call's id and name come first, then its arguments in token-sized fragments.
+fn tool_completion(state: &Arc<State>, body: &Value, b: &Behaviour, name: &str, schema: &Value) -> Response<MockBody> {
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("mock-1").to_string();
+    let n = state.next_id.fetch_add(1, Ordering::Relaxed);
+    let id = format!("chatcmpl-mock-{n}");
+    let call_id = format!("call_{}", answer::alnum_id(&format!("{n}/{name}"), 24));
+    let arguments = answer::tool_input(schema).to_string();
+    // Fragments of about four characters, like the tokens OpenAI streams arguments in.
+    let fragments = answer::split_fragments(&arguments, arguments.chars().count().div_ceil(4));
+    let prompt_tokens = answer::prompt_tokens(body);
+    let completion_tokens = fragments.len() as u64 + 1;
+    let usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    });
+    let created = now_secs();
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    if !stream {
+        let call = json!({ "id": call_id, "type": "function", "function": { "name": name, "arguments": arguments } });
+        let out = json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": null, "tool_calls": [call] },
+                "logprobs": null, "finish_reason": "tool_calls" }],
+            "usage": usage,
+        });
+        return full(200, "application/json", out.to_string());
+    }
+    let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+    let chunk = |delta: Value, finish: Value| {
+        let mut c = json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }] });
+        if include_usage {
+            c["usage"] = Value::Null;
+        }
+        Bytes::from(format!("data: {c}\n\n"))
+    };
+    let mut events = Vec::with_capacity(fragments.len() + 4);
+    events.push(chunk(
+        json!({ "role": "assistant", "content": null, "tool_calls": [{ "index": 0, "id": call_id, "type": "function",
+            "function": { "name": name, "arguments": "" } }] }),
+        Value::Null,
+    ));
+    for f in &fragments {
+        events.push(chunk(json!({ "tool_calls": [{ "index": 0, "function": { "arguments": f } }] }), Value::Null));
+    }
+    events.push(chunk(json!({}), json!("tool_calls")));
+    if include_usage {
+        let c = json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [], "usage": usage });
+        events.push(Bytes::from(format!("data: {c}\n\n")));
+    }
+    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    stream_events(state, events, b)
 }
 
 fn completion(state: &Arc<State>, body: &Value, b: &Behaviour, chat: bool) -> Response<MockBody> {
