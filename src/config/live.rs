@@ -33,8 +33,14 @@ impl Snapshot {
         if pricing_file.is_none() {
             log::warn!("no pricing file found (config/pricing.yaml): models without an override are priced at 0");
         }
-        let prices =
+        let mut prices =
             PriceBook::load(pricing_file.as_deref(), &config.raw.pricing.overrides).map_err(ConfigError::new)?;
+        prices.precompute(
+            config
+                .models
+                .iter()
+                .flat_map(|(name, m)| std::iter::once(name.as_str()).chain(m.targets.iter().map(|t| t.model.as_str()))),
+        );
         Ok(Snapshot { version, loaded_at, config, routes, prices })
     }
 }

@@ -45,6 +45,38 @@ pub struct Metrics {
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
 
+/// Label-resolved handles for one target serving its own model with a 200: the common request,
+/// resolved once per target (each `with_label_values` hashes the labels and takes a lock).
+pub struct TargetHandles {
+    pub requests: prometheus::IntCounter,
+    pub request_duration: prometheus::Histogram,
+    pub upstream_duration: prometheus::Histogram,
+    pub overhead: prometheus::Histogram,
+    pub ttft: prometheus::Histogram,
+    pub attempts_ok: prometheus::IntCounter,
+}
+
+impl TargetHandles {
+    pub fn new(model: &str, provider: &str) -> TargetHandles {
+        let m = get();
+        let labels = [model, provider, "200"];
+        TargetHandles {
+            requests: m.requests.with_label_values(&labels),
+            request_duration: m.request_duration.with_label_values(&labels),
+            upstream_duration: m.upstream_duration.with_label_values(&labels),
+            overhead: m.overhead.with_label_values(&[model]),
+            ttft: m.ttft.with_label_values(&[model, provider]),
+            attempts_ok: m.attempts.with_label_values(&[model, provider, "ok"]),
+        }
+    }
+}
+
+impl std::fmt::Debug for TargetHandles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TargetHandles")
+    }
+}
+
 /// The process-wide metrics (created on first use).
 pub fn get() -> &'static Metrics {
     METRICS.get_or_init(Metrics::new)

@@ -172,7 +172,8 @@ pub fn succeed(ctx: &mut RequestCtx, now: Instant) {
     attempt.settled = true;
     attempt.state.record_success(&route.breaker, attempt.admit, Some(now - attempt.started));
     let target = &route.targets[attempt.index];
-    metrics::get().attempts.with_label_values(&[&route.name, &target.upstream.name, "ok"]).inc();
+    // The attempt's labels are its own route's, fallback or not: the target's handles fit.
+    target.metrics.get_or_init(|| metrics::TargetHandles::new(&route.name, &target.upstream.name)).attempts_ok.inc();
 }
 
 /// What the client gets when no try succeeded.

@@ -30,26 +30,55 @@ pub async fn spend_of(ctx: &RequestCtx) -> Option<Spend> {
     Some(Spend { usage, cost_usd: price.map_or(0.0, |p| p.cost(&usage)), priced: price.is_some() })
 }
 
+/// The current target's cached metric handles, when a request's labels are theirs: a 200 served
+/// by a target of the model the client asked for (not a fallback).
+pub fn target_handles(ctx: &RequestCtx) -> Option<&metrics::TargetHandles> {
+    if ctx.chain_pos != 0 {
+        return None;
+    }
+    let (route, target) = (ctx.route.as_ref()?, ctx.target()?);
+    Some(target.metrics.get_or_init(|| metrics::TargetHandles::new(&route.name, &target.upstream.name)))
+}
+
 pub async fn record(ctx: &RequestCtx, status: u16) -> Option<Spend> {
     let m = metrics::get();
     // The model the client asked for, even when a fallback served it.
     let model = ctx.primary.as_ref().map_or("-", |r| r.name.as_str());
     let provider = ctx.target().map_or("switchyard", |t| t.upstream.name.as_str());
-    let mut buf = itoa::Buffer::new();
-    // 0: the client went away before a status was sent (nginx's 499).
-    let status = if status == 0 { "499" } else { buf.format(status) };
-    let labels = [model, provider, status];
     let now = Instant::now();
-    m.requests.with_label_values(&labels).inc();
-    m.request_duration.with_label_values(&labels).observe((now - ctx.started).as_secs_f64());
-    if let Some(sent) = ctx.upstream_sent {
+    let total = (now - ctx.started).as_secs_f64();
+    let upstream = ctx.upstream_sent.map(|sent| {
         let end = ctx.upstream_done.unwrap_or(now);
-        m.upstream_duration.with_label_values(&labels).observe((end - sent).as_secs_f64());
-        let overhead_us = ctx.overhead_us(ctx.upstream_head.unwrap_or(now));
-        m.overhead.with_label_values(&[model]).observe(overhead_us as f64 / 1e6);
-    }
-    if let Some(head) = ctx.upstream_head {
-        m.ttft.with_label_values(&[model, provider]).observe((head - ctx.started).as_secs_f64());
+        ((end - sent).as_secs_f64(), ctx.overhead_us(ctx.upstream_head.unwrap_or(now)) as f64 / 1e6)
+    });
+    let ttft = ctx.upstream_head.map(|head| (head - ctx.started).as_secs_f64());
+    match target_handles(ctx).filter(|_| status == 200 && ctx.cache_hit.is_none()) {
+        Some(h) => {
+            h.requests.inc();
+            h.request_duration.observe(total);
+            if let Some((up, overhead)) = upstream {
+                h.upstream_duration.observe(up);
+                h.overhead.observe(overhead);
+            }
+            if let Some(t) = ttft {
+                h.ttft.observe(t);
+            }
+        }
+        None => {
+            let mut buf = itoa::Buffer::new();
+            // 0: the client went away before a status was sent (nginx's 499).
+            let status = if status == 0 { "499" } else { buf.format(status) };
+            let labels = [model, provider, status];
+            m.requests.with_label_values(&labels).inc();
+            m.request_duration.with_label_values(&labels).observe(total);
+            if let Some((up, overhead)) = upstream {
+                m.upstream_duration.with_label_values(&labels).observe(up);
+                m.overhead.with_label_values(&[model]).observe(overhead);
+            }
+            if let Some(t) = ttft {
+                m.ttft.with_label_values(&[model, provider]).observe(t);
+            }
+        }
     }
     if ctx.cache_hit.is_some() {
         if let Some(snapshot) = ctx.snapshot.as_ref() {

@@ -34,6 +34,8 @@ pub struct Target {
     pub translate: crate::providers::translate::TranslateOptions,
     pub state: Arc<TargetState>,
     pub health: Arc<ProviderHealth>,
+    /// Metric handles for this target answering 200 under its own model (resolved on first use).
+    pub metrics: std::sync::OnceLock<crate::metrics::TargetHandles>,
 }
 
 impl Target {
@@ -190,6 +192,7 @@ impl RouteTable {
                     },
                     state,
                     health: provider_health[&t.provider].1.clone(),
+                    metrics: std::sync::OnceLock::new(),
                 });
             }
             let unusable =

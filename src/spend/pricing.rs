@@ -46,6 +46,9 @@ pub struct PriceBook {
     pub file_date: Option<String>,
     file: HashMap<String, Price>,
     overrides: HashMap<String, Price>,
+    /// Names the config uses that are not in the file as they are: their variant match, found
+    /// once at load so the request path does one hash probe instead of a scan.
+    variants: HashMap<String, Option<Price>>,
 }
 
 impl PriceBook {
@@ -63,7 +66,22 @@ impl PriceBook {
                 (Some(parsed.date), parsed.models)
             }
         };
-        Ok(PriceBook { file_date, file, overrides: overrides.iter().map(|(k, v)| (k.clone(), *v)).collect() })
+        Ok(PriceBook {
+            file_date,
+            file,
+            overrides: overrides.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            variants: HashMap::new(),
+        })
+    }
+
+    /// Resolves the variant match of each name ahead of the request path.
+    pub fn precompute<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            if !self.file.contains_key(name) {
+                let found = self.scan(name);
+                self.variants.insert(name.to_string(), found);
+            }
+        }
     }
 
     pub fn lookup(&self, target: Option<&Price>, upstream_model: &str, public_model: &str) -> Option<Price> {
@@ -79,6 +97,13 @@ impl PriceBook {
         if let Some(p) = self.file.get(model) {
             return Some(*p);
         }
+        match self.variants.get(model) {
+            Some(found) => *found,
+            None => self.scan(model),
+        }
+    }
+
+    fn scan(&self, model: &str) -> Option<Price> {
         // Dated or suffixed variants: the longest known name followed by `-` or `:`.
         self.file
             .iter()
@@ -109,6 +134,14 @@ mod tests {
         assert_eq!(p.input_per_mtok, 0.15);
         assert_eq!(book.lookup(None, "gpt-4o-2024-08-06", "x").unwrap().input_per_mtok, 2.5);
         assert!(book.lookup(None, "unknown-model", "also-unknown").is_none());
+
+        // Precomputed names answer exactly as the scan does.
+        let mut fast = PriceBook::load(Some(&path), &BTreeMap::new()).unwrap();
+        let names = ["gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06", "unknown-model", "gpt-4o-mini"];
+        fast.precompute(names);
+        for n in names {
+            assert_eq!(fast.lookup(None, n, "x"), book.lookup(None, n, "x"), "{n}");
+        }
     }
 
     #[test]
