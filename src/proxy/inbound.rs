@@ -48,6 +48,30 @@ pub fn count_tokens(body: &[u8]) -> Result<Bytes, GatewayError> {
         .map_err(|e| GatewayError::bad_request(e.message, "invalid_request"))
 }
 
+/// `GET /v1/models` for an Anthropic client (it sends `anthropic-version`): the same models in
+/// Anthropic's list shape, `{"data":[{"type":"model","id","display_name","created_at"}],...}`.
+pub fn models_list(openai_list: &[u8]) -> Bytes {
+    let v: serde_json::Value = serde_json::from_slice(openai_list).unwrap_or_default();
+    let data: Vec<serde_json::Value> = v["data"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            let created =
+                m["created"].as_i64().and_then(|s| chrono::DateTime::from_timestamp(s, 0)).unwrap_or_default();
+            serde_json::json!({
+                "type": "model", "id": m["id"], "display_name": m["id"],
+                "created_at": created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            })
+        })
+        .collect();
+    let first = data.first().map(|m| m["id"].clone()).unwrap_or_default();
+    let last = data.last().map(|m| m["id"].clone()).unwrap_or_default();
+    let body = serde_json::json!({ "data": data, "has_more": false, "first_id": first, "last_id": last });
+    Bytes::from(body.to_string())
+}
+
 /// An error the gateway answers itself, in Anthropic's shape.
 pub fn error_body(err: &GatewayError) -> Bytes {
     Bytes::from(wire::error_body(err.status(), &err.to_string()))

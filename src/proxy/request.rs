@@ -71,6 +71,8 @@ pub async fn handle(
         }
         Action::Models => {
             let body = admission::visible_models(&snapshot, ctx).unwrap_or_else(|| snapshot.routes.models_body.clone());
+            let anthropic_client = session.req_header().headers.contains_key("anthropic-version");
+            let body = if anthropic_client { inbound::models_list(&body) } else { body };
             return answer(session, ctx, 200, JSON, body).await;
         }
         Action::MethodNotAllowed => {

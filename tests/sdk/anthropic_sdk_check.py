@@ -86,6 +86,10 @@ if os.environ.get("SWITCHYARD_TOOLS") == "1":
     check(block.name == "get_weather" and isinstance(block.input, dict), f"streamed tool_use {final.content}")
 
 
+# Model listing in Anthropic's shape (the SDK sends anthropic-version).
+ids = [m.id for m in client.models.list()]
+check(MODEL in ids, f"models.list {ids}")
+
 # Token counting.
 counted = client.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "count these words"}])
 check(counted.input_tokens > 0, f"count_tokens {counted}")
