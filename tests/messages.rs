@@ -63,6 +63,19 @@ async fn streams_follow_anthropics_event_sequence_and_replay_from_the_cache() {
     assert!(delta["usage"]["output_tokens"].as_u64().unwrap() > 0, "{delta}");
     let text: String = ev.iter().filter_map(|(_, d)| d["delta"]["text"].as_str()).collect();
     assert!(!text.is_empty());
+    // Spend sees the provider's usage (not an estimate) for a /v1/messages stream.
+    let rid = headers["x-request-id"].to_str().unwrap().to_string();
+    let mut audit = None;
+    let logged = eventually(std::time::Duration::from_secs(5), || {
+        audit = gw.audit_lines().into_iter().find(|l| l["request_id"] == rid.as_str());
+        let found = audit.is_some();
+        async move { found }
+    })
+    .await;
+    assert!(logged, "no audit line for {rid}");
+    let audit = audit.unwrap();
+    assert_eq!(audit["completion_tokens"], delta["usage"]["output_tokens"], "{audit}");
+    assert_eq!(audit["estimated"], false, "{audit}");
     // The upstream got an OpenAI chat request.
     let last = mock.last().await;
     assert_eq!(last["path"], "/v1/chat/completions", "{last}");
