@@ -1,11 +1,12 @@
 //! The cache's hot functions alone: canonical keys (1 KB and 64 KB requests), exact lookup,
-//! vector search at 10k (and, under `cargo bench`, 1M) prompts, SSE record and replay.
+//! vector search at 10k (and, under `cargo bench`, 1M) prompts, SSE record and replay, and
+//! re-stamping a stored JSON answer (what every exact hit pays).
 //! `cargo bench --bench cache`; the 1M index takes minutes to build (it prints how long).
 
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use switchyard::cache::key::request_keys;
-use switchyard::cache::sse::{replay, SseRecorder};
+use switchyard::cache::sse::{refresh_json, replay, SseRecorder};
 use switchyard::cache::store::{Answer, CacheStore, Entry};
 use switchyard::cache::vectors::VectorIndex;
 use switchyard::embed::DIMS;
@@ -69,7 +70,11 @@ fn index_of(n: usize) -> VectorIndex {
 
 fn vector_search(c: &mut Criterion) {
     // `cargo test --benches` smoke-runs each bench once: skip the minute-long 1M build there.
-    let full = std::env::args().any(|a| a == "--bench");
+    // ... and when a filter names other benches only, do not build it either.
+    let filters: Vec<String> =
+        std::env::args().skip(1).filter(|a| !a.starts_with("--") && a.parse::<f64>().is_err()).collect();
+    let full = std::env::args().any(|a| a == "--bench")
+        && (filters.is_empty() || filters.iter().any(|f| f.contains("vector")));
     let sizes: &[usize] = if full { &[10_000, 1_000_000] } else { &[10_000] };
     let mut g = c.benchmark_group("vector_search_top4");
     let mut rng = fastrand::Rng::with_seed(99);
@@ -109,9 +114,23 @@ fn sse(c: &mut Criterion) {
     g.finish();
 }
 
+fn refresh(c: &mut Criterion) {
+    let answer = serde_json::to_vec(&serde_json::json!({
+        "id": "chatcmpl-9xk2", "object": "chat.completion", "created": 1_700_000_000u64, "model": "gpt-4o-mini",
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": "lorem ipsum ".repeat(40) },
+                      "logprobs": null, "finish_reason": "stop" }],
+        "usage": { "prompt_tokens": 52, "completion_tokens": 120, "total_tokens": 172 },
+    }))
+    .unwrap();
+    let mut g = c.benchmark_group("exact_hit");
+    g.throughput(Throughput::Bytes(answer.len() as u64));
+    g.bench_function("refresh_json", |b| b.iter(|| refresh_json(black_box(&answer), 1_800_000_000)));
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30);
-    targets = keys, exact_lookup, vector_search, sse
+    targets = keys, exact_lookup, vector_search, sse, refresh
 }
 criterion_main!(benches);

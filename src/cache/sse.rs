@@ -2,8 +2,14 @@
 //! fresh `id`/`created`, and converting between a streamed and a plain chat answer so either
 //! kind of entry serves either kind of request.
 
+use std::ops::Range;
+
 use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
+
+use crate::providers::openai::apply_edits;
 
 /// Records the events of a stream (bounded); `complete` once `data: [DONE]` went by.
 #[derive(Debug, Default)]
@@ -62,33 +68,61 @@ pub fn replay(events: &[Bytes], include_usage: bool, now: u64) -> Vec<Bytes> {
     let old_id = first.as_ref().and_then(|v| v["id"].as_str().map(str::to_string));
     let old_created = first.as_ref().and_then(|v| v["created"].as_u64());
     let new_id = fresh_id(if old_id.as_deref().is_some_and(|i| i.starts_with("cmpl")) { "cmpl" } else { "chatcmpl" });
+    // The patterns are built once per replay, not once per event.
+    let ids = old_id.map(|old| (format!("\"id\":\"{old}\""), format!("\"id\":\"{new_id}\"")));
+    let stamps = old_created.map(|c| (format!("\"created\":{c}"), format!("\"created\":{now}")));
     events
         .iter()
-        .filter(|e| include_usage || !data_of(e).is_some_and(|v| is_usage_only(&v)))
+        .filter(|e| include_usage || !is_usage_only_event(e))
         .map(|e| {
             let mut text = String::from_utf8_lossy(e).into_owned();
-            if let Some(old) = &old_id {
-                text = text.replace(&format!("\"id\":\"{old}\""), &format!("\"id\":\"{new_id}\""));
+            if let Some((old, new)) = &ids {
+                text = text.replace(old.as_str(), new);
             }
-            if let Some(c) = old_created {
-                text = text.replace(&format!("\"created\":{c}"), &format!("\"created\":{now}"));
+            if let Some((old, new)) = &stamps {
+                text = text.replace(old.as_str(), new);
             }
             Bytes::from(text)
         })
         .collect()
 }
 
-/// A plain answer with a fresh id and `created`.
+/// A usage-only chunk has an empty `choices`: only events whose bytes say so are parsed.
+fn is_usage_only_event(event: &[u8]) -> bool {
+    let maybe = event.windows(12).any(|w| w == b"\"choices\":[]") || event.windows(13).any(|w| w == b"\"choices\": []");
+    maybe && data_of(event).is_some_and(|v| is_usage_only(&v))
+}
+
+/// The top-level fields a stored answer is re-stamped with, borrowed where they sit in the body.
+#[derive(Deserialize)]
+struct Stamps<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    created: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+}
+
+/// A plain answer with a fresh id and `created`. The stored bytes are spliced, not re-serialised:
+/// one borrowing pass finds the two values, everything else is copied as it was stored.
 pub fn refresh_json(body: &[u8], now: u64) -> Option<Bytes> {
-    let mut v: Value = serde_json::from_slice(body).ok()?;
-    if v.get("id").is_some() {
-        let prefix = if v["object"] == "text_completion" { "cmpl" } else { "chatcmpl" };
-        v["id"] = Value::from(fresh_id(prefix));
+    let stamps: Stamps = serde_json::from_slice(body).ok()?;
+    let span_of = |raw: &RawValue| {
+        let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
+        start..start + raw.get().len()
+    };
+    let prefix = if stamps.object.is_some_and(|o| o.get() == "\"text_completion\"") { "cmpl" } else { "chatcmpl" };
+    let id = format!("\"{}\"", fresh_id(prefix));
+    let mut created = itoa::Buffer::new();
+    let mut edits: Vec<(Range<usize>, &[u8])> = Vec::with_capacity(2);
+    if let Some(raw) = stamps.id {
+        edits.push((span_of(raw), id.as_bytes()));
     }
-    if v.get("created").is_some() {
-        v["created"] = Value::from(now);
+    if let Some(raw) = stamps.created {
+        edits.push((span_of(raw), created.format(now).as_bytes()));
     }
-    Some(Bytes::from(v.to_string()))
+    Some(Bytes::from(apply_edits(body, &mut edits)))
 }
 
 /// A `chat.completion` built from a recorded chat stream (text answers only).
@@ -204,6 +238,28 @@ mod tests {
         assert!(!text.contains("chatcmpl-1\"") && !text.contains("\"created\":5"), "{text}");
         assert!(text.contains("\"created\":99"));
         assert_eq!(replay(&stream(), true, 99).len(), 5);
+    }
+
+    #[test]
+    fn refresh_json_splices_id_and_created_and_keeps_everything_else() {
+        let stored = br#"{"id":"chatcmpl-old","object":"chat.completion","created":5,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"id \"created\":5"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+        let out = refresh_json(stored, 1234).unwrap();
+        let (old, new): (Value, Value) =
+            (serde_json::from_slice(stored).unwrap(), serde_json::from_slice(&out).unwrap());
+        assert_eq!(new["created"], 1234);
+        let id = new["id"].as_str().unwrap();
+        assert!(id.starts_with("chatcmpl-sy") && id != "chatcmpl-old", "{id}");
+        assert_eq!(new["choices"], old["choices"], "content that looks like a stamp is untouched");
+        assert_eq!((&new["usage"], &new["model"]), (&old["usage"], &old["model"]));
+        let again = refresh_json(stored, 1234).unwrap();
+        assert_ne!(again, out, "every hit gets its own id");
+
+        let completion = br#"{"object":"text_completion","id":"cmpl-1","created":1,"choices":[]}"#;
+        let v: Value = serde_json::from_slice(&refresh_json(completion, 9).unwrap()).unwrap();
+        assert!(v["id"].as_str().unwrap().starts_with("cmpl-sy"));
+        let bare = br#"{"object":"chat.completion","choices":[]}"#;
+        assert_eq!(&refresh_json(bare, 9).unwrap()[..], &bare[..], "nothing to stamp, nothing changed");
+        assert!(refresh_json(b"{not json", 9).is_none());
     }
 
     #[test]

@@ -82,6 +82,32 @@ pub fn get() -> &'static Metrics {
     METRICS.get_or_init(Metrics::new)
 }
 
+/// The cache tier's series: their labels are fixed, so they are resolved once for the process.
+pub struct CacheHandles {
+    pub exact_hit: prometheus::IntCounter,
+    pub exact_miss: prometheus::IntCounter,
+    pub semantic_hit: prometheus::IntCounter,
+    pub semantic_miss: prometheus::IntCounter,
+    pub exact_duration: prometheus::Histogram,
+    pub semantic_duration: prometheus::Histogram,
+}
+
+static CACHE_HANDLES: OnceLock<CacheHandles> = OnceLock::new();
+
+pub fn cache() -> &'static CacheHandles {
+    CACHE_HANDLES.get_or_init(|| {
+        let m = get();
+        CacheHandles {
+            exact_hit: m.cache_lookups.with_label_values(&["exact", "hit"]),
+            exact_miss: m.cache_lookups.with_label_values(&["exact", "miss"]),
+            semantic_hit: m.cache_lookups.with_label_values(&["semantic", "hit"]),
+            semantic_miss: m.cache_lookups.with_label_values(&["semantic", "miss"]),
+            exact_duration: m.cache_lookup_duration.with_label_values(&["exact"]),
+            semantic_duration: m.cache_lookup_duration.with_label_values(&["semantic"]),
+        }
+    })
+}
+
 impl Metrics {
     fn new() -> Metrics {
         let registry = Registry::new();

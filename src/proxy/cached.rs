@@ -32,14 +32,14 @@ pub fn classify(snapshot: &Snapshot, session: &Session, cache: &Cache, ctx: &mut
         ctx.cache_status = "bypass";
         return control;
     }
-    let scope = match (cfg.scope.as_deref(), snapshot.config.keys.is_empty()) {
-        (Some("global"), _) | (None, true) => "global".to_string(),
-        (Some("key"), _) => format!("key:{}", ctx.key.as_ref().map_or("-", |k| k.name.as_str())),
+    let scope: std::borrow::Cow<str> = match (cfg.scope.as_deref(), snapshot.config.keys.is_empty()) {
+        (Some("global"), _) | (None, true) => "global".into(),
+        (Some("key"), _) => format!("key:{}", ctx.key.as_ref().map_or("-", |k| k.name.as_str())).into(),
         // team (the default with keys): a key without a team is its own scope
         _ => match (&ctx.team_name, &ctx.key) {
-            (Some(t), _) => format!("team:{t}"),
-            (None, Some(k)) => format!("key:{}", k.name),
-            (None, None) => "global".to_string(),
+            (Some(t), _) => format!("team:{t}").into(),
+            (None, Some(k)) => format!("key:{}", k.name).into(),
+            (None, None) => "global".into(),
         },
     };
     let Some(endpoint) = ctx.endpoint else { return control };
@@ -78,18 +78,18 @@ fn request_threshold(v: Option<&HeaderValue>, cfg: &SemanticConfig) -> Option<f3
 /// `Ok(true)`: answered. Also embeds the prompt of a semantic miss (or a refresh) so its answer
 /// can be indexed when it completes.
 pub async fn lookup(cache: &Cache, control: Control, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-    let lookups = &metrics::get().cache_lookups;
+    let handles = metrics::cache();
     if let (Control::Normal, true, Some(key)) = (control, ctx.cache_exact_lookup, ctx.cache_key) {
         let started = Instant::now();
         let entry = cache.store.get(&key);
-        metrics::get().cache_lookup_duration.with_label_values(&["exact"]).observe(started.elapsed().as_secs_f64());
+        handles.exact_duration.observe(started.elapsed().as_secs_f64());
         if let Some(entry) = entry {
             if serve(session, ctx, &entry, "hit-exact", None).await? {
-                lookups.with_label_values(&["exact", "hit"]).inc();
+                handles.exact_hit.inc();
                 return Ok(true);
             }
         }
-        lookups.with_label_values(&["exact", "miss"]).inc();
+        handles.exact_miss.inc();
     }
     let Some(mut query) = ctx.semantic.take() else { return Ok(false) };
     let Some(snapshot) = ctx.snapshot.clone() else { return Ok(false) };
@@ -112,8 +112,8 @@ pub async fn lookup(cache: &Cache, control: Control, session: &mut Session, ctx:
                 break;
             }
         }
-        lookups.with_label_values(&["semantic", if answered { "hit" } else { "miss" }]).inc();
-        metrics::get().cache_lookup_duration.with_label_values(&["semantic"]).observe(started.elapsed().as_secs_f64());
+        if answered { &handles.semantic_hit } else { &handles.semantic_miss }.inc();
+        handles.semantic_duration.observe(started.elapsed().as_secs_f64());
     }
     ctx.semantic = Some(query);
     Ok(answered)
