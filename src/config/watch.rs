@@ -35,6 +35,19 @@ pub async fn reload_off_thread(live: Arc<Live>) -> Result<u64, super::ConfigErro
         .unwrap_or_else(|e| Err(super::ConfigError::new(format!("reload task failed: {e}"))))
 }
 
+/// Whether a directory event may have changed the config: an event on its file name, on a
+/// Kubernetes ConfigMap's `..data` symlink swap, or one that lost its paths (a rescan). Other
+/// files in the directory (an audit log beside the config, say) never wake the reload task.
+fn concerns(ev: &notify::Event, config_name: &std::ffi::OsStr) -> bool {
+    ev.need_rescan()
+        || ev.paths.is_empty()
+        || ev
+            .paths
+            .iter()
+            .filter_map(|p| p.file_name())
+            .any(|n| n == config_name || n.as_encoded_bytes().starts_with(b".."))
+}
+
 #[async_trait]
 impl BackgroundService for ConfigWatcher {
     async fn start(&self, mut shutdown: ShutdownWatch) {
@@ -42,9 +55,10 @@ impl BackgroundService for ConfigWatcher {
         let dir =
             path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf();
         let (tx, mut rx) = mpsc::channel::<()>(16);
+        let name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if let Ok(ev) = res {
-                if !ev.kind.is_access() {
+                if !ev.kind.is_access() && concerns(&ev, &name) {
                     // A full channel already holds a pending reload; dropping is fine.
                     let _ = tx.try_send(());
                 }
@@ -85,7 +99,7 @@ impl BackgroundService for ConfigWatcher {
             if !by_signal {
                 tokio::time::sleep(DEBOUNCE).await;
                 while rx.try_recv().is_ok() {}
-                // Directory events also fire for unrelated files; reload only when our file changed.
+                // Reload only when the file's bytes changed (an editor's touch, a no-op save).
                 let now = std::fs::read(&path).ok();
                 if now.is_none() || now == last_seen {
                     continue;
@@ -99,5 +113,39 @@ impl BackgroundService for ConfigWatcher {
                 error!("config change not applied: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use notify::event::{CreateKind, EventKind, ModifyKind, RenameMode};
+    use notify::Event;
+
+    use super::concerns;
+
+    fn event(kind: EventKind, paths: &[&str]) -> Event {
+        paths.iter().fold(Event::new(kind), |e, p| e.add_path(PathBuf::from(p)))
+    }
+
+    #[test]
+    fn only_events_that_can_change_the_config_wake_the_reloader() {
+        let name = std::ffi::OsStr::new("gateway.yaml");
+        let write = EventKind::Modify(ModifyKind::Any);
+        assert!(concerns(&event(write, &["/etc/sy/gateway.yaml"]), name));
+        // write-to-temp + rename (editors, `sed -i`): the rename lands on our name
+        let to = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        assert!(concerns(&event(to, &["/etc/sy/gateway.yaml"]), name));
+        assert!(concerns(
+            &event(EventKind::Modify(ModifyKind::Name(RenameMode::Both)), &["/etc/sy/.tmp1", "/etc/sy/gateway.yaml"]),
+            name
+        ));
+        // Kubernetes ConfigMap: the `..data` symlink is swapped
+        assert!(concerns(&event(EventKind::Create(CreateKind::Any), &["/etc/sy/..data_tmp"]), name));
+        assert!(concerns(&event(write, &[]), name), "no paths: cannot rule it out");
+        // an audit log written beside the config is not a reason to read the config
+        assert!(!concerns(&event(write, &["/etc/sy/audit.jsonl"]), name));
+        assert!(!concerns(&event(write, &["/etc/sy/gateway.yaml.bak"]), name));
     }
 }
