@@ -12,7 +12,8 @@ wait_http() {  # URL SECONDS [curl args...]
   return 1
 }
 
-# The gateway config both scripts measure: `demo` -> the mock, audit and ledger in DIR, exact cache
+# The gateway config both scripts measure: `demo` -> the mock, audit log and ledger under DIR/logs and
+# DIR/data (like the default layout: the config directory holds only the config), exact cache
 # on, semantic tier as SEMANTIC says (off by default: a miss would embed its prompt), no snapshot.
 gateway_config() {  # PORT ADMIN_PORT MOCK_PORT DIR
   cat <<YAML
@@ -21,8 +22,8 @@ providers:
   mock: { kind: openai, base_url: "http://127.0.0.1:$3/v1" }
 models:
   demo: { targets: [ { provider: mock, model: mock-1 } ] }
-audit: { path: "$4/audit.jsonl", rotate_bytes: 1073741824, keep_files: 1 }
-spend: { ledger_path: "$4/spend.ledger" }
+audit: { path: "$4/logs/audit.jsonl", rotate_bytes: 1073741824, keep_files: 1 }
+spend: { ledger_path: "$4/data/spend.ledger" }
 cache:
   exact: { enabled: true, ttl_secs: 3600 }
   semantic: { enabled: ${SEMANTIC:-false} }

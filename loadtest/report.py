@@ -7,7 +7,8 @@ run.sh orchestrates (processes, oha, k6); this file only reads and writes files:
     report.py bodies-lines mix|fresh DIR RATE ROUND SECS MAXSECS   oha -Z line files (new prompts per run)
     report.py procstat PGID                      CPU ticks and memory of a process group, as JSON
     report.py audit FILE...                      time inside Switchyard from its audit log, as JSON
-    report.py build RAW_DIR OUT_DIR              raw oha/k6 output -> OUT_DIR/<date>-<scenario>.{md,json}
+    report.py build RAW_DIR OUT_DIR              raw oha/k6 output -> OUT_DIR/<date>-<scenario>.{md,json},
+                                                 and <date>-targets.{md,json} (the issue's targets, judged)
 
 Standard library only.
 """
@@ -419,6 +420,69 @@ def k6_md(run, summaries):
     return "\n".join(L)
 
 
+# ---------------------------------------------------------------- issue targets
+
+def row(rows, rate, target):
+    return next((r for r in rows if str(r["rate"]) == str(rate) and r["target"] == target and "ms" in r), None)
+
+
+def target_checks(by_scen):
+    """The performance targets, each judged on figures of this run only: (name, measured, goal, unit, kind)
+    with kind "max" (measured must be at most goal) or "min" (at least). None = not measured in this run."""
+    miss, hit, stream = by_scen.get("miss", []), by_scen.get("hit", []), by_scen.get("stream", [])
+    sy5, floor5 = row(miss, 5000, "switchyard"), row(miss, 5000, "floor")
+    sy_max, floor_max, lite_max = row(miss, "max", "switchyard"), row(miss, "max", "floor"), row(miss, "max", "litellm")
+    hit5, hit_max = row(hit, 5000, "switchyard"), row(hit, "max", "switchyard")
+    get = lambda d, *ks: None if d is None else (get(d.get(ks[0]), *ks[1:]) if ks else d)  # noqa: E731
+    checks = [
+        ("miss, 5k RPS: success", get(sy5, "success") and sy5["success"] * 100, 100.0, "%", "min"),
+        ("miss, 5k RPS: added latency P50 ÷ floor's", get(sy5, "added_x_floor", "p50"), 1.15, "×", "max"),
+        ("miss, 5k RPS: added latency P99 ÷ floor's", get(sy5, "added_x_floor", "p99"), 1.15, "×", "max"),
+        ("miss, 5k RPS: time inside the gateway P50", get(sy5, "overhead_us", "p50"), 10, "µs", "max"),
+        ("miss, 5k RPS: time inside the gateway P99", get(sy5, "overhead_us", "p99"), 50, "µs", "max"),
+        ("miss: max RPS ÷ floor's", get(sy_max, "rps_x_floor"), 0.9, "×", "min"),
+        ("miss: max RPS ÷ LiteLLM's (1 worker)",
+         sy_max["rps"] / lite_max["rps"] if sy_max and lite_max and lite_max.get("rps") else None, 100, "×", "min"),
+        ("exact hit: max RPS ÷ miss max RPS",
+         hit_max["rps"] / sy_max["rps"] if hit_max and sy_max and sy_max.get("rps") else None, 1.5, "×", "min"),
+        ("exact hit, 5k RPS: time inside the gateway P99", get(hit5, "overhead_us", "p99"), 20, "µs", "max"),
+        ("miss, 5k RPS: peak RSS (semantic tier off)", get(sy5, "hwm_mb"), 64, "MB", "max"),
+    ]
+    for rate in sorted({r["rate"] for r in stream if r["rate"] != "max" and r["target"] == "floor"}, key=rate_key):
+        s, f_, d = row(stream, rate, "switchyard"), row(stream, rate, "floor"), row(stream, rate, "direct")
+        ratio_ = None
+        if s and f_ and d:
+            mine = s["first_byte_ms"]["p99"] - d["first_byte_ms"]["p99"]
+            floors = f_["first_byte_ms"]["p99"] - d["first_byte_ms"]["p99"]
+            ratio_ = mine / floors if floors > 0 else None
+        checks.append((f"stream, {rate_label(rate)} RPS: added time to first byte P99 ÷ floor's", ratio_, 1.15, "×", "max"))
+    return checks
+
+
+def verdict(measured, goal, kind):
+    if measured is None:
+        return "not measured in this run"
+    ok = measured <= goal if kind == "max" else measured >= goal
+    if ok:
+        return "met"
+    by = measured / goal - 1 if kind == "max" else 1 - measured / goal
+    return f"missed by {by * 100:.0f} %"
+
+
+def targets_md(run, checks):
+    L = [f"# Performance targets (issue 7), run `{run.get('run_id')}`", "",
+         f"Each figure comes from this run's reports (git `{run.get('git')}`, {run.get('nproc')} cores shared by "
+         "load generator, mock and targets): ratios are measured side by side, so they survive a noisy machine "
+         "better than absolute times. \"missed by\" = how far the figure is from the goal, relative to the goal.", "",
+         "| target | measured | goal | verdict |", "|---|---|---|---|"]
+    for name, measured, goal, unit, kind in checks:
+        digits = 2 if unit == "×" else (1 if unit in ("MB", "%") else 0)
+        shown = "–" if measured is None else f"{measured:,.{digits}f} {unit}"
+        L.append(f"| {name} | {shown} | {'≤' if kind == 'max' else '≥'} {goal:g} {unit} | {verdict(measured, goal, kind)} |")
+    L.append("")
+    return "\n".join(L)
+
+
 def cmd_build(raw, out):
     raw, out = Path(raw), Path(out)
     run = load(raw / "run.json", {})
@@ -431,13 +495,23 @@ def cmd_build(raw, out):
         rid = m.name[: -len(".meta.json")]
         runs.setdefault(meta["scenario"], []).append(one_run(raw, rid, meta))
     written = []
+    by_scen = {}
     for scen, rs in runs.items():
         rows = aggregate(rs)
+        by_scen[scen] = rows
         base = out / f"{day}-{scen}{suffix}"
         base.with_suffix(".md").write_text(scenario_md(scen, run, rows, skipped))
         base.with_suffix(".json").write_text(json.dumps(
             {"run": run, "scenario": scen, "description": SCENARIOS.get(scen), "rows": rows, "runs": rs},
             indent=1))
+        written.append(str(base) + ".md")
+    if "miss" in by_scen:
+        checks = target_checks(by_scen)
+        base = out / f"{day}-targets{suffix}"
+        base.with_suffix(".md").write_text(targets_md(run, checks))
+        base.with_suffix(".json").write_text(json.dumps({"run": run, "targets": [
+            {"name": n, "measured": m, "goal": g, "unit": u, "kind": k, "verdict": verdict(m, g, k)}
+            for n, m, g, u, k in checks]}, indent=1))
         written.append(str(base) + ".md")
     k6 = {}
     for p in sorted(raw.glob("k6-*.json")):

@@ -202,7 +202,7 @@ EOF
 SY_AUDIT=
 start_switchyard() {
   local port admin d=$WORK/switchyard; port=$(free_port); admin=$(free_port); mkdir -p "$d"
-  SY_AUDIT=$d/audit.jsonl
+  SY_AUDIT=$d/logs/audit.jsonl
   gateway_config "$port" "$admin" "$MOCK_PORT" "$d" >"$d/gateway.yaml"
   "$WORK/bin/switchyard" check --config "$d/gateway.yaml" >"$d/check.log" 2>&1 \
     || { skip switchyard "config rejected: $(tail -1 "$d/check.log")"; return; }
