@@ -133,6 +133,8 @@ pub struct RequestCtx {
     pub upstream_sent: Option<Instant>,
     pub upstream_head: Option<Instant>,
     pub upstream_done: Option<Instant>,
+    /// When the response was complete (the `logging` phase began).
+    pub finished: Option<Instant>,
     /// Final status we told the client (0 when the client went away before one was sent).
     pub status: u16,
     pub event_stream: bool,
@@ -190,6 +192,7 @@ impl RequestCtx {
             upstream_sent: None,
             upstream_head: None,
             upstream_done: None,
+            finished: None,
             status: 0,
             event_stream: false,
             inbound_anthropic: false,

@@ -45,7 +45,7 @@ pub async fn record(ctx: &RequestCtx, status: u16) -> Option<Spend> {
     // The model the client asked for, even when a fallback served it.
     let model = ctx.primary.as_ref().map_or("-", |r| r.name.as_str());
     let provider = ctx.target().map_or("switchyard", |t| t.upstream.name.as_str());
-    let now = Instant::now();
+    let now = ctx.finished.unwrap_or_else(Instant::now);
     let total = (now - ctx.started).as_secs_f64();
     let upstream = ctx.upstream_sent.map(|sent| {
         let end = ctx.upstream_done.unwrap_or(now);
@@ -110,7 +110,7 @@ pub async fn record(ctx: &RequestCtx, status: u16) -> Option<Spend> {
 
 /// The audit line for this request.
 pub fn audit_record(ctx: &RequestCtx, status: u16, spend: Option<Spend>) -> crate::audit::AuditRecord {
-    let now = Instant::now();
+    let now = ctx.finished.unwrap_or_else(Instant::now);
     let target = ctx.target();
     let usage = spend.map(|s| s.usage).unwrap_or_default();
     crate::audit::AuditRecord {

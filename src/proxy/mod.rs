@@ -184,6 +184,9 @@ impl ProxyHttp for Gateway {
     /// the file write happens on the audit thread).
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(ctx.status, |r| r.status.as_u16());
+        // The request's clock stops here: what follows is bookkeeping the client does not wait for,
+        // and the metrics and the audit line must report the same figures.
+        ctx.finished = Some(std::time::Instant::now());
         let spent = logging::record(ctx, status).await;
         if ctx.reservation.is_some() || ctx.cache_hit.is_some() {
             if let Some(snapshot) = ctx.snapshot.clone() {
