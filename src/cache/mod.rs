@@ -12,7 +12,8 @@ pub mod store;
 pub mod vectors;
 pub mod wordnet;
 
-use std::sync::Arc;
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Weak};
 
 use serde::{Deserialize, Serialize};
 
@@ -23,8 +24,25 @@ pub struct Cache {
 }
 
 impl Cache {
+    /// The cache and its `cache-evict` thread: eviction scans every entry (tens of milliseconds
+    /// at a few hundred thousand), which must not stall the tokio worker of the insert that
+    /// crossed the bound. The thread holds only a `Weak`, and ends when the cache is dropped.
     pub fn new(max_bytes: usize) -> Arc<Cache> {
-        Arc::new(Cache { store: store::CacheStore::new(max_bytes), semantic: semantic::SemanticRuntime::new() })
+        Arc::new_cyclic(|me: &Weak<Cache>| {
+            let (wake, woken) = sync_channel::<()>(1);
+            let me = me.clone();
+            let spawned = std::thread::Builder::new().name("cache-evict".into()).spawn(move || {
+                while woken.recv().is_ok() {
+                    let Some(cache) = me.upgrade() else { break };
+                    cache.store.evict();
+                }
+            });
+            let mut store = store::CacheStore::new(max_bytes);
+            if spawned.is_ok() {
+                store = store.evicting_on(wake);
+            }
+            Cache { store, semantic: semantic::SemanticRuntime::new() }
+        })
     }
 }
 

@@ -1,12 +1,14 @@
 //! The cache store: answers by exact key, bounded in bytes with TTL and LRU-ish eviction (oldest
-//! use first). An entry stored with a semantic form also has its prompt's vector in the
+//! use first; the scan runs on the `cache-evict` thread, never on a request's worker). An entry
+//! stored with a semantic form also has its prompt's vector in the
 //! [`VectorIndex`]; whatever removes the entry (eviction, expiry, replacement) removes the vector.
 //! Snapshotted to a file (entries and vectors) and restored on start. A snapshot carries a
 //! SHA-256 of its body: a torn or corrupt file is detected and ignored, never loaded half-way.
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -93,18 +95,32 @@ pub struct CacheStore {
     bytes: AtomicUsize,
     max_bytes: usize,
     pub evictions: AtomicU64,
+    /// Wakes the eviction thread; `None` (or a dead thread): the inserting caller evicts.
+    evictor: Option<SyncSender<()>>,
+    /// One eviction at a time: it is a scan of every entry.
+    evicting: AtomicBool,
 }
 
 impl CacheStore {
     pub fn new(max_bytes: usize) -> CacheStore {
         CacheStore {
-            map: DashMap::new(),
+            // Many small shards: the eviction scan holds each one's read lock while it walks it,
+            // and an insert into that shard waits; 256 keeps the wait to a fraction of a millisecond.
+            map: DashMap::with_shard_amount(256),
             vectors: VectorIndex::new(crate::embed::DIMS),
             ids: DashMap::with_hasher(ahash::RandomState::new()),
             bytes: AtomicUsize::new(0),
             max_bytes,
             evictions: AtomicU64::new(0),
+            evictor: None,
+            evicting: AtomicBool::new(false),
         }
+    }
+
+    /// Evictions run where `wake` is received (see [`super::Cache::new`]) instead of inline.
+    pub fn evicting_on(mut self, wake: SyncSender<()>) -> CacheStore {
+        self.evictor = Some(wake);
+        self
     }
 
     pub fn get(&self, key: &[u8; 32]) -> Option<Arc<Entry>> {
@@ -120,7 +136,8 @@ impl CacheStore {
 
     pub fn insert(&self, key: [u8; 32], mut entry: Entry) {
         let size = entry.size();
-        if size > self.max_bytes {
+        // Past the bound by a quarter, eviction has fallen behind: the answer is not stored.
+        if size > self.max_bytes || self.bytes.load(Ordering::Relaxed) > self.max_bytes + self.max_bytes / 4 {
             return;
         }
         if let Some(s) = &entry.semantic {
@@ -144,8 +161,11 @@ impl CacheStore {
             }
         }
         self.bytes.fetch_add(size, Ordering::Relaxed);
-        if self.bytes.load(Ordering::Relaxed) > self.max_bytes {
-            self.evict();
+        if self.bytes.load(Ordering::Relaxed) > self.max_bytes && !self.evicting.swap(true, Ordering::AcqRel) {
+            let handed_off = self.evictor.as_ref().is_some_and(|wake| wake.try_send(()).is_ok());
+            if !handed_off {
+                self.evict();
+            }
         }
     }
 
@@ -187,12 +207,13 @@ impl CacheStore {
         (self.vectors.len(), self.vectors.shards())
     }
 
-    /// Drops expired entries, then the least recently used, down to 90 % of the bound.
-    fn evict(&self) {
+    /// Drops expired entries, then the least recently used, down to 90 % of the bound. Called by
+    /// the insert that crossed the bound (through the eviction thread when there is one).
+    pub fn evict(&self) {
         let now = now_secs();
         let mut candidates: Vec<([u8; 32], u64, bool)> =
             self.map.iter().map(|e| (*e.key(), e.last_used.load(Ordering::Relaxed), e.expires_at <= now)).collect();
-        candidates.sort_by_key(|(_, used, expired)| (!expired, *used));
+        candidates.sort_unstable_by_key(|(_, used, expired)| (!expired, *used));
         let target = self.max_bytes / 10 * 9;
         for (key, _, _) in candidates {
             if self.bytes.load(Ordering::Relaxed) <= target {
@@ -201,6 +222,7 @@ impl CacheStore {
             self.remove(&key);
             self.evictions.fetch_add(1, Ordering::Relaxed);
         }
+        self.evicting.store(false, Ordering::Release);
     }
 
     pub fn len(&self) -> usize {
@@ -356,6 +378,36 @@ mod tests {
         assert!(s.bytes() <= 10_000);
         assert!(s.evictions.load(Ordering::Relaxed) > 0);
         assert!(s.get(&[9; 32]).is_some());
+    }
+
+    #[test]
+    fn the_eviction_thread_brings_the_store_back_under_its_bound() {
+        let cache = crate::cache::Cache::new(10_000);
+        for i in 0..10u8 {
+            cache.store.insert([i; 32], entry(1500));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while cache.store.bytes() > 10_000 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(cache.store.bytes() <= 10_000, "{} bytes", cache.store.bytes());
+        assert!(cache.store.evictions.load(Ordering::Relaxed) > 0);
+        assert!(cache.store.len() >= 5, "down to 90 % of the bound, not emptied");
+    }
+
+    #[test]
+    fn an_evictor_that_falls_behind_stops_stores_a_quarter_past_the_bound() {
+        let (wake, _never_read) = std::sync::mpsc::sync_channel(1);
+        let s = CacheStore::new(10_000).evicting_on(wake);
+        for i in 0..20u8 {
+            s.insert([i; 32], entry(1500));
+        }
+        assert!(s.len() < 20);
+        assert!(s.bytes() <= 12_500 + 1628, "{} bytes", s.bytes());
+        s.evict();
+        assert!(s.bytes() <= 9_000);
+        s.insert([99; 32], entry(1500));
+        assert!(s.get(&[99; 32]).is_some(), "under the bound again: stored");
     }
 
     #[test]
