@@ -5,6 +5,8 @@ run.sh orchestrates (processes, oha, k6); this file only reads and writes files:
 
     report.py bodies DIR                         request bodies for every scenario
     report.py bodies-lines mix|fresh DIR RATE ROUND SECS MAXSECS   oha -Z line files (new prompts per run)
+    report.py bodies-semantic PAIRS DIR          seed and traffic line files from a labelled pairs file
+    report.py semantic-quality PAIRS URL         every ask once against a seeded gateway, hits judged
     report.py procstat PGID                      CPU ticks and memory of a process group, as JSON
     report.py audit FILE...                      time inside Switchyard from its audit log, as JSON
     report.py build RAW_DIR OUT_DIR              raw oha/k6 output -> OUT_DIR/<date>-<scenario>.{md,json},
@@ -31,6 +33,9 @@ SCENARIOS = {
     "fresh": "non-streaming, ~200 B prompts never seen before, cache on: real misses (hash, lookup, record, store)",
     "hit": "non-streaming, ~200 B prompt repeated: exact-cache hits on Switchyard (cache on)",
     "mix": "55 % unique prompts, 30 % five hot prompts, 10 % unique streams, 5 % hot streams; cache on",
+    "semantic": "semantic tier on: the gateway is seeded with one prompt of each labelled pair of "
+                "tests/data/cache_pairs.jsonl, then asked the other (paraphrases that should hit, look-alikes "
+                "that must not); a fresh gateway per rate",
 }
 
 # ---------------------------------------------------------------- request bodies
@@ -85,6 +90,73 @@ def cmd_bodies_lines(kind, out, rate, rnd, secs, maxsecs):
                 prompt = small_prompt(f"{salt} {n}") if which == "unique" else hot[n % len(hot)]
                 lines.append(chat(m, prompt, stream))
         (out / f"{kind}-{rate}-r{rnd}-{m}.lines").write_text("\n".join(lines) + "\n")
+
+
+def cmd_bodies_semantic(pairs, out):
+    """Seed and traffic line files: seeds are one side of every labelled pair, asks the other."""
+    out = Path(out)
+    seeds, asks, _ = semantic_pairs(pairs)
+    for m in MODELS:
+        (out / f"semantic-seed-{m}.lines").write_text("\n".join(chat(m, a) for a in seeds) + "\n")
+        (out / f"semantic-{m}.lines").write_text("\n".join(chat(m, b) for b in asks) + "\n")
+    hits = sum(label == "hit" for label in asks.values())
+    print(json.dumps({"seeds": len(seeds), "asks": len(asks), "labelled_hit": hits}))
+
+
+def semantic_pairs(pairs):
+    """The labelled pairs without conversation context: seeds, asks (each once, never a seed's own
+    text) and every (seed, ask) -> label, in both directions."""
+    rows = [json.loads(line) for line in Path(pairs).read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if not r.get("context_a") and not r.get("context_b")]
+    seeds = list(dict.fromkeys(r["a"] for r in rows))
+    seed_set = set(seeds)
+    asks = {}
+    for r in rows:
+        if r["b"] not in seed_set:
+            asks.setdefault(r["b"], r["label"])
+    labels = {}
+    for r in rows:
+        labels[(r["a"], r["b"])] = labels[(r["b"], r["a"])] = r["label"]
+    return seeds, asks, labels
+
+
+def cmd_semantic_quality(pairs, url):
+    """Asks every ask once, in order, of a gateway already seeded with the seeds, and judges each
+    semantic hit by the answer it served: the mock answers `mock answer to: <prompt> ...`, so the
+    served answer names the seed it was stored for, and the pair labels say whether serving it for
+    this ask is right (a labelled paraphrase), wrong (a labelled look-alike) or unjudged (no label
+    links the two)."""
+    import http.client
+    from urllib.parse import urlsplit
+    seeds, asks, labels = semantic_pairs(pairs)
+    # An ask that missed was answered by the model and stored too: later asks may be served it.
+    by_length = sorted(seeds + list(asks), key=len, reverse=True)
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    tally = {"asks": len(asks), "labelled_hit": sum(v == "hit" for v in asks.values())}
+    counts = {}
+    judged = {"wrong": [], "unjudged": []}
+    for ask, label in asks.items():
+        conn.request("POST", u.path, json.dumps({"model": "demo", "messages": [{"role": "user", "content": ask}]}),
+                     {"content-type": "application/json"})
+        resp = conn.getresponse()
+        body = resp.read()
+        outcome = resp.getheader("x-switchyard-cache") or f"status {resp.status}"
+        if outcome == "hit-semantic":
+            content = json.loads(body)["choices"][0]["message"]["content"]
+            # The mock's answer is 16 tokens: long prompts come back cut to their first words.
+            served = content.split()[3:]
+            seed = next((c for c in by_length if served[: len(c.split())] == c.split()
+                         or c.split()[: len(served)] == served), None)
+            verdict = {"hit": "right", "miss": "wrong"}.get(labels.get((seed, ask)), "unjudged")
+            outcome = f"hit-semantic {verdict}"
+            if verdict != "right":
+                judged[verdict].append({"ask": ask, "served_for": seed})
+        key = f"{label}: {outcome}"
+        counts[key] = counts.get(key, 0) + 1
+    tally["outcomes"] = dict(sorted(counts.items()))
+    tally.update(judged)
+    print(json.dumps(tally, indent=1))
 
 
 # ---------------------------------------------------------------- process figures
@@ -253,7 +325,7 @@ def aggregate(runs):
         if audits:
             row["overhead_us"] = {p: med([a["overhead_us"][p] for a in audits]) for p in PCTS + ["max", "mean"]}
             n = sum(a["n"] for a in audits)
-            hits = sum(a["cache"].get("hit-exact", 0) for a in audits)
+            hits = sum(a["cache"].get("hit-exact", 0) + a["cache"].get("hit-semantic", 0) for a in audits)
             row["audit_requests"] = n
             row["cache_hit_ratio"] = hits / n if n else None
             row["cache_outcomes"] = {}
@@ -324,6 +396,21 @@ def scenario_md(scen, run, rows, skipped):
     if skipped:
         L.append("")
         L.append("Skipped: " + "; ".join(f"**{k}** ({v})" for k, v in sorted(skipped.items())))
+    if scen == "semantic":
+        sp = run.get("semantic_pairs") or {}
+        if sp:
+            L += ["", f"Traffic: {sp['seeds']} seed prompts are sent first (one at a time), then oha draws from "
+                  f"{sp['asks']} asks ({sp['labelled_hit']} labelled paraphrases of a seed, the rest look-alikes "
+                  f"that must miss) as many times as the ask count. oha picks a random line per request, so about "
+                  "a third of the draws repeat an ask: those come back as exact hits when the first copy went "
+                  "to the model. The quality pass at the end asks every ask exactly once."]
+        L += ["", "Every semantic lookup embeds the prompt (one ONNX inference, ~4 ms of a core), searches the "
+              "index and runs the gates; a hit then skips the model call. The mock answers in "
+              f"{run.get('mock_latency_ms')} ms, so here a hit is slower than calling it directly: the figures to "
+              "read are the lookup's cost and throughput, against a real model's hundreds of milliseconds. At "
+              "the unlimited rate the embedder is the bottleneck: a lookup whose predicted wait (prompts "
+              "pending × measured cost per prompt) exceeds `embed_budget_ms` skips the tier at once "
+              "(counted as a miss) instead of holding the request."]
     fixed = [r for r in rows if r["rate"] != "max"]
     maxed = [r for r in rows if r["rate"] == "max"]
     if fixed:
@@ -355,7 +442,9 @@ def scenario_md(scen, run, rows, skipped):
                     L.append(f"| {rate_label(r['rate'])} | {r['target']} | "
                              + " | ".join(f(r["first_byte_ms"][p]) for p in PCTS) + " |")
     if maxed:
-        L += ["", f"## Maximum throughput (unlimited rate, {run.get('max_duration')}, "
+        sp = run.get("semantic_pairs") or {}
+        length = f"{sp['asks']} asks" if scen == "semantic" and sp else run.get("max_duration")
+        L += ["", f"## Maximum throughput (unlimited rate, {length}, "
               f"{run.get('connections')} connections)", "",
               "| target | RPS | ok | P50 ms | P99 ms | × direct | × floor | × nginx |", "|---|---|---|---|---|---|---|---|"]
         for r in maxed:
@@ -393,6 +482,22 @@ def scenario_md(scen, run, rows, skipped):
         for r in bad:
             L.append(f"- {rate_label(r['rate'])} {r['target']}: success {r['success'] * 100:.2f} %")
     L.append("")
+    q = run.get("semantic_quality") if scen == "semantic" else None
+    if q:
+        L += ["", "## Answers served (quality pass)", "",
+              f"A fresh gateway, seeded as above, is asked each of the {q['asks']} asks once, in order; a semantic "
+              "hit is judged by the answer it served (the mock answers `mock answer to: <prompt> ...`, which "
+              "names the prompt the answer was stored for): **right** when the pair labels call the two "
+              "paraphrases, **wrong** when they call them look-alikes, **unjudged** when no label links them "
+              "(another seed, or an earlier ask that was answered by the model and stored).", "",
+              "| ask labelled | outcome | asks |", "|---|---|---|"]
+        for k, v in q["outcomes"].items():
+            label, _, outcome = k.partition(": ")
+            L.append(f"| {label} | {outcome} | {v} |")
+        for name in ("wrong", "unjudged"):
+            if q.get(name):
+                L += ["", f"{name.capitalize()} semantic hits (ask ⇐ prompt whose answer was served):", ""]
+                L += [f"- {w['ask']!r} ⇐ {w['served_for']!r}" for w in q[name]]
     return "\n".join(L)
 
 
@@ -486,6 +591,9 @@ def targets_md(run, checks):
 def cmd_build(raw, out):
     raw, out = Path(raw), Path(out)
     run = load(raw / "run.json", {})
+    for extra in ("semantic-pairs", "semantic-quality"):
+        if (raw / f"{extra}.json").exists():
+            run[extra.replace("-", "_")] = load(raw / f"{extra}.json")
     skipped = run.get("skipped", {})
     day = str(run.get("run_id", "run"))[:10]
     suffix = f"-lat{run['mock_latency_ms']}ms" if run.get("mock_latency_ms") else ""
@@ -504,6 +612,15 @@ def cmd_build(raw, out):
         base.with_suffix(".json").write_text(json.dumps(
             {"run": run, "scenario": scen, "description": SCENARIOS.get(scen), "rows": rows, "runs": rs},
             indent=1))
+        written.append(str(base) + ".md")
+    for p in sorted(raw.glob("*-skipped.json")):
+        scen = p.name[: -len("-skipped.json")]
+        if scen in runs or scen == "k6":
+            continue
+        base = out / f"{day}-{scen}{suffix}"
+        why = load(p, {}).get("skipped", "skipped")
+        base.with_suffix(".md").write_text(f"# Load test `{scen}`\n\nRun `{run.get('run_id')}`: skipped ({why}).\n")
+        base.with_suffix(".json").write_text(json.dumps({"run": run, "scenario": scen, "skipped": why}, indent=1))
         written.append(str(base) + ".md")
     if "miss" in by_scen:
         checks = target_checks(by_scen)
@@ -534,7 +651,9 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"bodies": cmd_bodies, "bodies-lines": cmd_bodies_lines, "procstat": cmd_procstat, "audit": cmd_audit,
+    {"bodies": cmd_bodies, "bodies-lines": cmd_bodies_lines, "bodies-semantic": cmd_bodies_semantic,
+     "semantic-quality": cmd_semantic_quality,
+     "procstat": cmd_procstat, "audit": cmd_audit,
      "build": cmd_build}[cmd](*args)
 
 

