@@ -384,15 +384,22 @@ def scenario_md(scen, run, rows, skipped):
              f"{run.get('nproc')} cores shared by load generator, mock and target "
              f"(load average at start {run.get('loadavg_start', '?')}; switchyard binary sha256 {run.get('switchyard_sha256', '?')}…). "
              f"oha `{run.get('versions', {}).get('oha', '?')}`, {run.get('connections')} connections, "
-             f"fixed rates with `--latency-correction` for {run.get('duration')} after a {run.get('warmup')} warm-up; "
-             f"unlimited runs for {run.get('max_duration')}. Rounds: {run.get('rounds')} "
+             + (f"each rate sends every ask once (fixed rates with `--latency-correction`) after the seeds as a "
+                f"{run.get('warmup')} warm-up. " if scen == "semantic" else
+                f"fixed rates with `--latency-correction` for {run.get('duration')} after a {run.get('warmup')} "
+                f"warm-up; unlimited runs for {run.get('max_duration')}. ")
+             + f"Rounds: {run.get('rounds')} "
              f"(figures are medians over rounds; ranges in brackets). Mock latency {run.get('mock_latency_ms')} ms.")
     L.append("")
-    L.append("Targets: **direct** = the mock itself; **floor** = `examples/passthrough.rs` (leanest Pingora 0.9.1 "
-             "pass-through, 2 threads); **nginx** = " + str(run.get("versions", {}).get("nginx", "nginx")) +
-             ", 1 worker, `proxy_pass` + upstream keepalive; **switchyard** = this gateway (2 threads, audit on, "
-             "keys off); **litellm** = LiteLLM proxy " + str(run.get("versions", {}).get("litellm") or "?") +
-             " (1 worker, no DB, no callbacks, cache off), driven only at " + str(run.get("litellm_rates")) + ".")
+    if scen == "semantic":
+        L.append("Targets: **direct** = the mock itself; **switchyard** = a gateway of its own with the semantic "
+                 "tier on (2 threads, audit on, keys off); the proxies without a semantic cache are not driven.")
+    else:
+        L.append("Targets: **direct** = the mock itself; **floor** = `examples/passthrough.rs` (leanest Pingora "
+                 "0.9.1 pass-through, 2 threads); **nginx** = " + str(run.get("versions", {}).get("nginx", "nginx")) +
+                 ", 1 worker, `proxy_pass` + upstream keepalive; **switchyard** = this gateway (2 threads, audit on, "
+                 "keys off); **litellm** = LiteLLM proxy " + str(run.get("versions", {}).get("litellm") or "?") +
+                 " (1 worker, no DB, no callbacks, cache off), driven only at " + str(run.get("litellm_rates")) + ".")
     if skipped:
         L.append("")
         L.append("Skipped: " + "; ".join(f"**{k}** ({v})" for k, v in sorted(skipped.items())))
