@@ -99,8 +99,7 @@ def cmd_bodies_semantic(pairs, out):
     for m in MODELS:
         (out / f"semantic-seed-{m}.lines").write_text("\n".join(chat(m, a) for a in seeds) + "\n")
         (out / f"semantic-{m}.lines").write_text("\n".join(chat(m, b) for b in asks) + "\n")
-    hits = sum(label == "hit" for label in asks.values())
-    print(json.dumps({"seeds": len(seeds), "asks": len(asks), "labelled_hit": hits}))
+    print(json.dumps({"seeds": len(seeds), "asks": len(asks), "labelled_hit": labelled_hits(asks)}))
 
 
 def semantic_pairs(pairs):
@@ -120,6 +119,10 @@ def semantic_pairs(pairs):
     return seeds, asks, labels
 
 
+def labelled_hits(asks):
+    return sum(label == "hit" for label in asks.values())
+
+
 def cmd_semantic_quality(pairs, url):
     """Asks every ask once, in order, of a gateway already seeded with the seeds, and judges each
     semantic hit by the answer it served: the mock answers `mock answer to: <prompt> ...`, so the
@@ -130,10 +133,10 @@ def cmd_semantic_quality(pairs, url):
     from urllib.parse import urlsplit
     seeds, asks, labels = semantic_pairs(pairs)
     # An ask that missed was answered by the model and stored too: later asks may be served it.
-    by_length = sorted(seeds + list(asks), key=len, reverse=True)
+    by_length = [(c, c.split()) for c in sorted(seeds + list(asks), key=len, reverse=True)]
     u = urlsplit(url)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
-    tally = {"asks": len(asks), "labelled_hit": sum(v == "hit" for v in asks.values())}
+    tally = {"asks": len(asks), "labelled_hit": labelled_hits(asks)}
     counts = {}
     judged = {"wrong": [], "unjudged": []}
     for ask, label in asks.items():
@@ -146,8 +149,8 @@ def cmd_semantic_quality(pairs, url):
             content = json.loads(body)["choices"][0]["message"]["content"]
             # The mock's answer is 16 tokens: long prompts come back cut to their first words.
             served = content.split()[3:]
-            seed = next((c for c in by_length if served[: len(c.split())] == c.split()
-                         or c.split()[: len(served)] == served), None)
+            seed = next((c for c, words in by_length if served[: len(words)] == words
+                         or words[: len(served)] == served), None)
             verdict = {"hit": "right", "miss": "wrong"}.get(labels.get((seed, ask)), "unjudged")
             outcome = f"hit-semantic {verdict}"
             if verdict != "right":
@@ -403,8 +406,8 @@ def scenario_md(scen, run, rows, skipped):
     if skipped:
         L.append("")
         L.append("Skipped: " + "; ".join(f"**{k}** ({v})" for k, v in sorted(skipped.items())))
+    sp = run.get("semantic_pairs") or {}
     if scen == "semantic":
-        sp = run.get("semantic_pairs") or {}
         if sp:
             L += ["", f"Traffic: {sp['seeds']} seed prompts are sent first (one at a time), then oha draws from "
                   f"{sp['asks']} asks ({sp['labelled_hit']} labelled paraphrases of a seed, the rest look-alikes "
@@ -449,7 +452,6 @@ def scenario_md(scen, run, rows, skipped):
                     L.append(f"| {rate_label(r['rate'])} | {r['target']} | "
                              + " | ".join(f(r["first_byte_ms"][p]) for p in PCTS) + " |")
     if maxed:
-        sp = run.get("semantic_pairs") or {}
         length = f"{sp['asks']} asks" if scen == "semantic" and sp else run.get("max_duration")
         L += ["", f"## Maximum throughput (unlimited rate, {length}, "
               f"{run.get('connections')} connections)", "",

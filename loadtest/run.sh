@@ -71,6 +71,12 @@ log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 # ---------------------------------------------------------------- processes and cleanup
 WORK=$(mktemp -d /tmp/switchyard-load.XXXXXX)
 declare -A PGID=()        # target -> process-group id (every child is started in its own session)
+# reap PGID TENTHS: wait up to TENTHS x 0.1 s for a process group sent TERM to exit, then KILL it.
+reap() {
+  local pg=$1 tenths=$2
+  for _ in $(seq "$tenths"); do kill -0 -- "-$pg" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL -- "-$pg" 2>/dev/null || true
+}
 cleanup() {
   local rc=$? name pg
   trap - EXIT INT TERM
@@ -78,12 +84,8 @@ cleanup() {
     pg=${PGID[$name]}
     kill -TERM -- "-$pg" 2>/dev/null || true
   done
-  for name in "${!PGID[@]}"; do
-    pg=${PGID[$name]}
-    for _ in $(seq 30); do kill -0 -- "-$pg" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$pg" 2>/dev/null || true
-  done
-  [[ ${KEEP_WORK:-0} == 1 ]] && log "work directory kept: $WORK" || rm -rf "$WORK"
+  for name in "${!PGID[@]}"; do reap "${PGID[$name]}" 30; done
+  if [[ ${KEEP_WORK:-0} == 1 ]]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -223,8 +225,7 @@ stop_switchyard() {
   local pg=${PGID[switchyard]:-}
   [[ -n $pg ]] || return 0
   kill -TERM -- "-$pg" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 -- "-$pg" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL -- "-$pg" 2>/dev/null || true
+  reap "$pg" 50
   unset 'PGID[switchyard]' 'URL[switchyard]'
 }
 
@@ -301,8 +302,9 @@ measure() {
   # repeated ask would be an exact hit, not a semantic one.
   local warm=$body length=(-z "$dur")
   if [[ $scen == semantic ]]; then
+    local asks; asks=$(wc -l <"$body")
     warm=$WORK/bodies/semantic-seed-${MODEL[$t]}.lines
-    dur="$(wc -l <"$body") asks"; length=(-n "${dur% asks}")
+    dur="$asks asks"; length=(-n "$asks")
   fi
 
   oha "${args[@]}" "$body_flag" "$warm" -z "$WARMUP" "${URL[$t]}" >/dev/null 2>&1 || true
